@@ -1,0 +1,11 @@
+//! verdict: GitHub review and merge decisions kept in an append-only, hash-chained,
+//! independently verifiable log.
+//!
+//! The modules follow the data path: [`intake`] (verify, inspect) → [`log`] (append, chain,
+//! verify) → [`web`] (HTTP). [`db`] resolves and migrates PostgreSQL.
+
+pub mod db;
+pub mod intake;
+pub mod log;
+pub mod server;
+pub mod web;

@@ -1,0 +1,149 @@
+//! The entry hash: the one piece of the log format every verifier must reproduce bit for bit.
+//! docs/log-format.md is the normative description; this file implements it.
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+/// A SHA-256 digest.
+pub type Hash = [u8; 32];
+
+/// `prev_hash` of the first entry of every log.
+pub const GENESIS_PREV_HASH: Hash = [0u8; 32];
+
+/// Domain-separation tag, the first field of every encoding; bumped if the format ever changes.
+pub const ENTRY_HASH_TAG: &[u8] = b"verdict/log-entry/v1";
+
+/// Entry kind of a GitHub webhook delivery. Later kinds (verdict's own findings) share the chain.
+pub const KIND_GITHUB_DELIVERY: &str = "github-delivery";
+
+/// Everything the entry hash commits to. Optional GitHub headers that were absent are `None`
+/// and encode exactly like an empty value (GitHub never sends empty values for them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryFields<'a> {
+    pub log_name: &'a str,
+    pub seq: u64,
+    pub prev_hash: Hash,
+    pub received_at: DateTime<Utc>,
+    pub kind: &'a str,
+    pub delivery_id: &'a str,
+    pub event: &'a str,
+    pub hook_id: Option<&'a str>,
+    pub installation_target_type: Option<&'a str>,
+    pub installation_target_id: Option<&'a str>,
+    pub signature: Option<&'a str>,
+    pub body_sha256: Hash,
+}
+
+impl EntryFields<'_> {
+    /// The injective byte string that is hashed: each field as a 4-byte big-endian length
+    /// followed by its bytes, in a fixed order.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        let seq = self.seq.to_be_bytes();
+        let micros = self.received_at.timestamp_micros().to_be_bytes();
+        let fields: [&[u8]; 13] = [
+            ENTRY_HASH_TAG,
+            self.log_name.as_bytes(),
+            &seq,
+            &self.prev_hash,
+            &micros,
+            self.kind.as_bytes(),
+            self.delivery_id.as_bytes(),
+            self.event.as_bytes(),
+            self.hook_id.unwrap_or("").as_bytes(),
+            self.installation_target_type.unwrap_or("").as_bytes(),
+            self.installation_target_id.unwrap_or("").as_bytes(),
+            self.signature.unwrap_or("").as_bytes(),
+            &self.body_sha256,
+        ];
+        for field in fields {
+            let len = u32::try_from(field.len()).expect("entry field longer than 4 GiB");
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(field);
+        }
+        out
+    }
+
+    /// SHA-256 of [`Self::encode`].
+    pub fn entry_hash(&self) -> Hash {
+        Sha256::digest(self.encode()).into()
+    }
+}
+
+/// SHA-256 of a raw body.
+pub fn body_hash(body: &[u8]) -> Hash {
+    Sha256::digest(body).into()
+}
+
+/// Parses 64 lowercase or uppercase hex digits into a hash.
+pub fn parse_hash(hex_str: &str) -> Option<Hash> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_str, &mut out).ok()?;
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn sample() -> EntryFields<'static> {
+        EntryFields {
+            log_name: "octo-org",
+            seq: 0,
+            prev_hash: GENESIS_PREV_HASH,
+            received_at: Utc.timestamp_opt(1_700_000_000, 123_456_000).unwrap(),
+            kind: KIND_GITHUB_DELIVERY,
+            delivery_id: "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+            event: "ping",
+            hook_id: Some("42"),
+            installation_target_type: None,
+            installation_target_id: None,
+            signature: Some("sha256=00"),
+            body_sha256: body_hash(b"{}"),
+        }
+    }
+
+    #[test]
+    fn encoding_is_length_prefixed_in_documented_order() {
+        let enc = sample().encode();
+        assert_eq!(&enc[..4], &(ENTRY_HASH_TAG.len() as u32).to_be_bytes());
+        assert_eq!(&enc[4..4 + ENTRY_HASH_TAG.len()], ENTRY_HASH_TAG);
+        let rest = &enc[4 + ENTRY_HASH_TAG.len()..];
+        assert_eq!(&rest[..4], &8u32.to_be_bytes());
+        assert_eq!(&rest[4..12], b"octo-org");
+        // 13 fields: 13 length prefixes + contents.
+        let content: usize = 20 + 8 + 8 + 32 + 8 + 15 + 36 + 4 + 2 + 0 + 0 + 9 + 32;
+        assert_eq!(enc.len(), 13 * 4 + content);
+    }
+
+    #[test]
+    fn moving_bytes_between_fields_changes_the_hash() {
+        let a = sample();
+        let mut b = sample();
+        // "42" + "" vs "4" + "2": a naive concatenation would collide.
+        b.hook_id = Some("4");
+        b.installation_target_type = Some("2");
+        assert_ne!(a.entry_hash(), b.entry_hash());
+    }
+
+    #[test]
+    fn every_field_is_committed_to() {
+        let base = sample().entry_hash();
+        let mut s = sample();
+        s.seq = 1;
+        assert_ne!(s.entry_hash(), base);
+        let mut s = sample();
+        s.received_at += chrono::Duration::microseconds(1);
+        assert_ne!(s.entry_hash(), base);
+        let mut s = sample();
+        s.prev_hash[31] ^= 1;
+        assert_ne!(s.entry_hash(), base);
+        let mut s = sample();
+        s.body_sha256[0] ^= 1;
+        assert_ne!(s.entry_hash(), base);
+        let mut s = sample();
+        s.log_name = "octo-orh";
+        assert_ne!(s.entry_hash(), base);
+    }
+}

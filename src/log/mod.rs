@@ -1,0 +1,10 @@
+//! The log: append (group-committed, chained) and read back; the source of truth.
+
+pub mod entry;
+pub mod sequencer;
+pub mod store;
+pub mod verify;
+
+pub use entry::{Hash, KIND_GITHUB_DELIVERY};
+pub use sequencer::{AppendError, AppendOutcome, Sequencer};
+pub use store::NewEntry;

@@ -1,0 +1,284 @@
+//! SQL for the log tables. Functions take any executor so they run on the pool or inside the
+//! sequencer's transaction alike.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, Row};
+
+use super::entry::{EntryFields, Hash};
+
+/// An entry as the intake hands it to the sequencer: everything but its place in the chain.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    pub log_name: String,
+    pub kind: String,
+    pub received_at: DateTime<Utc>,
+    pub delivery_id: String,
+    pub event: String,
+    pub hook_id: Option<String>,
+    pub installation_target_type: Option<String>,
+    pub installation_target_id: Option<String>,
+    pub signature: Option<String>,
+    pub body: Bytes,
+    pub body_sha256: Hash,
+    pub body_readable: bool,
+}
+
+impl NewEntry {
+    /// The hashed fields of this entry once placed at `seq` after `prev_hash`.
+    pub fn fields(&self, seq: u64, prev_hash: Hash) -> EntryFields<'_> {
+        EntryFields {
+            log_name: &self.log_name,
+            seq,
+            prev_hash,
+            received_at: self.received_at,
+            kind: &self.kind,
+            delivery_id: &self.delivery_id,
+            event: &self.event,
+            hook_id: self.hook_id.as_deref(),
+            installation_target_type: self.installation_target_type.as_deref(),
+            installation_target_id: self.installation_target_id.as_deref(),
+            signature: self.signature.as_deref(),
+            body_sha256: self.body_sha256,
+        }
+    }
+}
+
+/// A log's identity and current size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogHead {
+    pub log_id: i64,
+    pub name: String,
+    pub size: u64,
+    pub head_hash: Option<Hash>,
+}
+
+/// The id of the log called `name`, creating it on first use.
+pub async fn ensure_log(conn: impl PgExecutor<'_> + Copy, name: &str) -> sqlx::Result<i64> {
+    sqlx::query("INSERT INTO logs (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+        .bind(name)
+        .execute(conn)
+        .await?;
+    sqlx::query_scalar("SELECT id FROM logs WHERE name = $1")
+        .bind(name)
+        .fetch_one(conn)
+        .await
+}
+
+/// Serializes appends to one log across every process on the database, until the transaction
+/// ends. The first key is a fixed namespace so verdict's locks never meet anyone else's.
+pub async fn lock_log(conn: impl PgExecutor<'_>, log_id: i64) -> sqlx::Result<()> {
+    const NAMESPACE: i32 = 0x7665_7264; // "verd"
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(NAMESPACE)
+        .bind(i32::try_from(log_id).expect("fewer than 2^31 logs"))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// `(next seq, hash of the last entry)` of a log.
+pub async fn tail(conn: impl PgExecutor<'_>, log_id: i64) -> sqlx::Result<(u64, Hash)> {
+    let row = sqlx::query(
+        "SELECT seq, entry_hash FROM log_entries WHERE log_id = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(log_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(match row {
+        None => (0, super::entry::GENESIS_PREV_HASH),
+        Some(row) => {
+            let seq: i64 = row.get(0);
+            let hash: Vec<u8> = row.get(1);
+            (seq as u64 + 1, to_hash(&hash))
+        }
+    })
+}
+
+/// Where already-stored deliveries are: `(delivery_id, log name, seq)`.
+pub async fn find_deliveries(
+    conn: impl PgExecutor<'_>,
+    kind: &str,
+    delivery_ids: Vec<String>,
+) -> sqlx::Result<Vec<(String, String, u64)>> {
+    let rows = sqlx::query(
+        "SELECT e.delivery_id, l.name, e.seq FROM log_entries e JOIN logs l ON l.id = e.log_id
+          WHERE e.kind = $1 AND e.delivery_id = ANY($2)",
+    )
+    .bind(kind.to_string())
+    .bind(delivery_ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1), r.get::<i64, _>(2) as u64))
+        .collect())
+}
+
+/// An entry with its computed chain position, ready to insert.
+pub struct PlacedEntry<'a> {
+    pub entry: &'a NewEntry,
+    pub seq: u64,
+    pub prev_hash: Hash,
+    pub entry_hash: Hash,
+}
+
+/// Inserts a run of consecutive entries of one log in a single statement.
+pub async fn insert_entries(
+    conn: impl PgExecutor<'_>,
+    log_id: i64,
+    placed: &[PlacedEntry<'_>],
+) -> sqlx::Result<()> {
+    let n = placed.len();
+    let mut seq = Vec::with_capacity(n);
+    let mut kind = Vec::with_capacity(n);
+    let mut prev = Vec::with_capacity(n);
+    let mut hash = Vec::with_capacity(n);
+    let mut received = Vec::with_capacity(n);
+    let mut delivery = Vec::with_capacity(n);
+    let mut event = Vec::with_capacity(n);
+    let mut hook = Vec::with_capacity(n);
+    let mut target_type = Vec::with_capacity(n);
+    let mut target_id = Vec::with_capacity(n);
+    let mut signature = Vec::with_capacity(n);
+    let mut body_sha = Vec::with_capacity(n);
+    let mut body = Vec::with_capacity(n);
+    let mut is_json = Vec::with_capacity(n);
+    for p in placed {
+        let e = p.entry;
+        seq.push(p.seq as i64);
+        kind.push(e.kind.clone());
+        prev.push(p.prev_hash.to_vec());
+        hash.push(p.entry_hash.to_vec());
+        received.push(e.received_at);
+        delivery.push(e.delivery_id.clone());
+        event.push(e.event.clone());
+        hook.push(e.hook_id.clone());
+        target_type.push(e.installation_target_type.clone());
+        target_id.push(e.installation_target_id.clone());
+        signature.push(e.signature.clone());
+        body_sha.push(e.body_sha256.to_vec());
+        body.push(e.body.to_vec());
+        is_json.push(e.body_readable);
+    }
+    sqlx::query(
+        "INSERT INTO log_entries (log_id, seq, kind, prev_hash, entry_hash, received_at,
+             delivery_id, event, hook_id, installation_target_type, installation_target_id,
+             signature, body_sha256, body, body_readable)
+         SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::bytea[], $5::bytea[],
+             $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+             $12::text[], $13::bytea[], $14::bytea[], $15::boolean[])
+         ORDER BY 2",
+    )
+    .bind(log_id)
+    .bind(seq)
+    .bind(kind)
+    .bind(prev)
+    .bind(hash)
+    .bind(received)
+    .bind(delivery)
+    .bind(event)
+    .bind(hook)
+    .bind(target_type)
+    .bind(target_id)
+    .bind(signature)
+    .bind(body_sha)
+    .bind(body)
+    .bind(is_json)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Every log with its size and head hash, by name.
+pub async fn heads(conn: impl PgExecutor<'_>) -> sqlx::Result<Vec<LogHead>> {
+    let rows = sqlx::query(
+        "SELECT l.id, l.name, t.seq, t.entry_hash FROM logs l
+           LEFT JOIN LATERAL (SELECT seq, entry_hash FROM log_entries e WHERE e.log_id = l.id
+                               ORDER BY seq DESC LIMIT 1) t ON true
+          ORDER BY l.name",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let seq: Option<i64> = r.get(2);
+            let hash: Option<Vec<u8>> = r.get(3);
+            LogHead {
+                log_id: r.get(0),
+                name: r.get(1),
+                size: seq.map_or(0, |s| s as u64 + 1),
+                head_hash: hash.map(|h| to_hash(&h)),
+            }
+        })
+        .collect())
+}
+
+/// A stored entry, as read back for verification and display.
+#[derive(Debug, Clone)]
+pub struct StoredEntry {
+    pub seq: u64,
+    pub kind: String,
+    pub prev_hash: Vec<u8>,
+    pub entry_hash: Vec<u8>,
+    pub received_at: DateTime<Utc>,
+    pub delivery_id: String,
+    pub event: String,
+    pub hook_id: Option<String>,
+    pub installation_target_type: Option<String>,
+    pub installation_target_id: Option<String>,
+    pub signature: Option<String>,
+    pub body_sha256: Vec<u8>,
+    pub body: Vec<u8>,
+    pub body_readable: bool,
+}
+
+impl StoredEntry {
+    pub fn from_row(r: &sqlx::postgres::PgRow) -> Self {
+        StoredEntry {
+            seq: r.get::<i64, _>("seq") as u64,
+            kind: r.get("kind"),
+            prev_hash: r.get("prev_hash"),
+            entry_hash: r.get("entry_hash"),
+            received_at: r.get("received_at"),
+            delivery_id: r.get("delivery_id"),
+            event: r.get("event"),
+            hook_id: r.get("hook_id"),
+            installation_target_type: r.get("installation_target_type"),
+            installation_target_id: r.get("installation_target_id"),
+            signature: r.get("signature"),
+            body_sha256: r.get("body_sha256"),
+            body: r.get("body"),
+            body_readable: r.get("body_readable"),
+        }
+    }
+}
+
+/// One entry of a log, by position.
+pub async fn entry_at(
+    conn: impl PgExecutor<'_>,
+    log_name: &str,
+    seq: u64,
+) -> sqlx::Result<Option<StoredEntry>> {
+    let row = sqlx::query(
+        "SELECT e.seq, e.kind, e.prev_hash, e.entry_hash, e.received_at, e.delivery_id, e.event,
+                e.hook_id, e.installation_target_type, e.installation_target_id, e.signature,
+                e.body_sha256, e.body, e.body_readable
+           FROM log_entries e JOIN logs l ON l.id = e.log_id
+          WHERE l.name = $1 AND e.seq = $2",
+    )
+    .bind(log_name)
+    .bind(seq as i64)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.as_ref().map(StoredEntry::from_row))
+}
+
+fn to_hash(bytes: &[u8]) -> Hash {
+    let mut h = [0u8; 32];
+    if bytes.len() == 32 {
+        h.copy_from_slice(bytes);
+    }
+    h
+}

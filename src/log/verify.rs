@@ -1,0 +1,200 @@
+//! Recomputes a log from its stored bytes: every body hash, every entry hash, every link, the
+//! sequence, and optionally that the log still extends a head printed earlier.
+
+use sqlx::{PgPool, Row};
+
+use super::entry::{EntryFields, GENESIS_PREV_HASH, Hash, body_hash};
+use super::store::StoredEntry;
+
+/// Rows fetched per round trip while walking a log.
+const PAGE: i64 = 500;
+
+/// A head printed by an earlier `verify`: the log must still contain it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpectedHead {
+    pub size: u64,
+    pub hash: Hash,
+}
+
+impl std::str::FromStr for ExpectedHead {
+    type Err = String;
+    /// `SIZE:HEX`, as `verify` prints it.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (size, hash) = s
+            .split_once(':')
+            .ok_or("expected SIZE:HASH, e.g. 42:9f86d0…, as printed by `verdict verify`")?;
+        let size = size.parse().map_err(|_| format!("bad size {size:?}"))?;
+        let hash = super::entry::parse_hash(hash).ok_or("the hash must be 64 hex digits")?;
+        Ok(ExpectedHead { size, hash })
+    }
+}
+
+/// A verified log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedHead {
+    pub log_name: String,
+    pub size: u64,
+    /// `None` for an empty log.
+    pub head_hash: Option<Hash>,
+}
+
+impl std::fmt::Display for VerifiedHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.head_hash {
+            Some(h) => write!(
+                f,
+                "log {} size {} head {}:{}",
+                self.log_name,
+                self.size,
+                self.size,
+                hex::encode(h)
+            ),
+            None => write!(f, "log {} size 0 (empty)", self.log_name),
+        }
+    }
+}
+
+/// The first thing found wrong with a log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    #[error("entry {seq}: the body does not match its stored SHA-256 (body changed)")]
+    BodyHash { seq: u64 },
+    #[error("entry {seq}: the stored entry hash is not the hash of its fields (entry changed)")]
+    EntryHash { seq: u64 },
+    #[error("entry {seq}: prev_hash does not equal the hash of entry {prev} (chain broken)", prev = seq.wrapping_sub(1))]
+    PrevHash { seq: u64 },
+    #[error("entry {expected} is missing: the next stored entry is {found} (entries deleted)")]
+    Gap { expected: u64, found: u64 },
+    #[error("the log has {size} entries but an earlier head had {expected} (log truncated)")]
+    Truncated { size: u64, expected: u64 },
+    #[error("entry {seq} hashes to {actual}, not the earlier head {expected} (history rewritten)")]
+    HeadMismatch {
+        seq: u64,
+        actual: String,
+        expected: String,
+    },
+}
+
+/// Failure to verify: the log is bad, or it could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("log {log}: {problem}")]
+    Bad { log: String, problem: Problem },
+    #[error("no log named {0:?}; `verdict verify` without --log lists what exists")]
+    UnknownLog(String),
+    #[error("could not read the log: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Checks one entry at position `expected_seq` following `prev_hash`; returns its hash.
+pub fn check_entry(
+    log_name: &str,
+    expected_seq: u64,
+    prev_hash: &Hash,
+    e: &StoredEntry,
+) -> Result<Hash, Problem> {
+    if e.seq != expected_seq {
+        return Err(Problem::Gap {
+            expected: expected_seq,
+            found: e.seq,
+        });
+    }
+    if body_hash(&e.body)[..] != e.body_sha256[..] {
+        return Err(Problem::BodyHash { seq: e.seq });
+    }
+    let stored_prev: Hash = e.prev_hash.as_slice().try_into().unwrap_or([0xff; 32]);
+    let stored_body: Hash = e.body_sha256.as_slice().try_into().unwrap_or([0xff; 32]);
+    let fields = EntryFields {
+        log_name,
+        seq: e.seq,
+        prev_hash: stored_prev,
+        received_at: e.received_at,
+        kind: &e.kind,
+        delivery_id: &e.delivery_id,
+        event: &e.event,
+        hook_id: e.hook_id.as_deref(),
+        installation_target_type: e.installation_target_type.as_deref(),
+        installation_target_id: e.installation_target_id.as_deref(),
+        signature: e.signature.as_deref(),
+        body_sha256: stored_body,
+    };
+    let hash = fields.entry_hash();
+    if hash[..] != e.entry_hash[..] {
+        return Err(Problem::EntryHash { seq: e.seq });
+    }
+    if stored_prev != *prev_hash {
+        return Err(Problem::PrevHash { seq: e.seq });
+    }
+    Ok(hash)
+}
+
+/// Walks the whole log `log_name`, calling `progress(entries_done, total)` as it goes.
+pub async fn verify_log(
+    pool: &PgPool,
+    log_name: &str,
+    expected: Option<ExpectedHead>,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<VerifiedHead, VerifyError> {
+    let row = sqlx::query(
+        "SELECT l.id, (SELECT count(*) FROM log_entries e WHERE e.log_id = l.id)
+           FROM logs l WHERE l.name = $1",
+    )
+    .bind(log_name)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| VerifyError::UnknownLog(log_name.to_string()))?;
+    let log_id: i64 = row.get(0);
+    let total = row.get::<i64, _>(1) as u64;
+    let bad = |problem| VerifyError::Bad {
+        log: log_name.to_string(),
+        problem,
+    };
+
+    let mut next_seq = 0u64;
+    let mut prev_hash = GENESIS_PREV_HASH;
+    loop {
+        let rows = sqlx::query(
+            "SELECT seq, kind, prev_hash, entry_hash, received_at, delivery_id, event, hook_id,
+                    installation_target_type, installation_target_id, signature, body_sha256,
+                    body, body_readable
+               FROM log_entries WHERE log_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(log_id)
+        .bind(next_seq as i64)
+        .bind(PAGE)
+        .fetch_all(pool)
+        .await?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            let entry = StoredEntry::from_row(row);
+            prev_hash = check_entry(log_name, next_seq, &prev_hash, &entry).map_err(bad)?;
+            if let Some(exp) = expected
+                && exp.size == next_seq + 1
+                && exp.hash != prev_hash
+            {
+                return Err(bad(Problem::HeadMismatch {
+                    seq: next_seq,
+                    actual: hex::encode(prev_hash),
+                    expected: hex::encode(exp.hash),
+                }));
+            }
+            next_seq += 1;
+        }
+        progress(next_seq, total.max(next_seq));
+    }
+    if let Some(exp) = expected
+        && next_seq < exp.size
+    {
+        return Err(bad(Problem::Truncated {
+            size: next_seq,
+            expected: exp.size,
+        }));
+    }
+    Ok(VerifiedHead {
+        log_name: log_name.to_string(),
+        size: next_seq,
+        head_hash: (next_seq > 0).then_some(prev_hash),
+    })
+}

@@ -1,0 +1,233 @@
+//! The `verdict` binary: the command-line edge. Library errors become `anyhow` here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use verdict::db;
+use verdict::intake::WebhookSecrets;
+use verdict::log::verify::{ExpectedHead, VerifyError, verify_log};
+use verdict::server::{self, ServerConfig};
+
+mod demo;
+
+/// verdict keeps GitHub review and merge decisions in an append-only, hash-chained log.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Receive GitHub webhooks and append them to the log.
+    Serve(ServeArgs),
+    /// Apply pending database migrations, then exit.
+    Migrate(DbArgs),
+    /// Recompute every hash of one log or all logs and print their heads.
+    Verify(VerifyArgs),
+    /// Start verdict on a private database and replay bundled real deliveries through it.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Clone)]
+struct DbArgs {
+    /// PostgreSQL URL. Without it, a private cluster is started in --data-dir from the
+    /// installed PostgreSQL server binaries.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Where verdict keeps its private PostgreSQL cluster when no DATABASE_URL is given.
+    #[arg(long, env = "VERDICT_DATA_DIR", default_value = ".verdict")]
+    data_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// GitHub App webhook secret(s); several, comma-separated, while rotating.
+    #[arg(
+        long,
+        env = "GITHUB_WEBHOOK_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    webhook_secret: Vec<String>,
+    /// Address to listen on.
+    #[arg(long, env = "VERDICT_LISTEN", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Most database connections the server opens.
+    #[arg(long, env = "VERDICT_DB_CONNECTIONS", default_value_t = 16)]
+    db_connections: u32,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Only this log (a GitHub account login, lower-case). Default: every log.
+    #[arg(long)]
+    log: Option<String>,
+    /// A head printed by an earlier run (SIZE:HASH): the log must still contain it, which
+    /// catches truncation and rewritten history. Needs --log.
+    #[arg(long, requires = "log")]
+    head: Option<ExpectedHead>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Address to listen on.
+    #[arg(long, env = "VERDICT_LISTEN", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Replay, verify, print, and exit instead of serving until Ctrl-C.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VERDICT_LOG")
+                .unwrap_or_else(|_| "verdict=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("verdict: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(args) => {
+            let db = open_db(&args).await?;
+            println!("migrations applied to {}", db::redact(&db.url));
+            stop_cluster(&db);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify(args) => verify(args).await,
+        Command::Demo(args) => {
+            demo::run(
+                args.db.database_url.as_deref(),
+                &args.db.data_dir,
+                args.listen,
+                !args.no_wait,
+            )
+            .await
+        }
+    }
+}
+
+async fn open_db(args: &DbArgs) -> anyhow::Result<db::Database> {
+    if args.database_url.is_none() {
+        eprintln!(
+            "no DATABASE_URL: using a private PostgreSQL cluster in {}",
+            args.data_dir.join("postgres").display()
+        );
+    }
+    Ok(db::open(args.database_url.as_deref(), &args.data_dir).await?)
+}
+
+/// Stops the private cluster if this process started it (one another process started, such as
+/// a running `serve`, is left alone).
+fn stop_cluster(db: &db::Database) {
+    if let Some(cluster) = &db.cluster
+        && cluster.started_here()
+        && let Err(err) = cluster.stop()
+    {
+        eprintln!("verdict: stopping the private cluster: {err}");
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let secrets = WebhookSecrets::from_list(&args.webhook_secret);
+    let db = open_db(&args.db).await?;
+    let running = server::start(ServerConfig {
+        database_url: db.url.clone(),
+        secrets,
+        listen: args.listen,
+        max_connections: args.db_connections,
+    })
+    .await?;
+    tracing::info!(
+        "verdict listening on http://{} (webhooks: POST /webhooks/github)",
+        running.addr
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight deliveries");
+    running
+        .shutdown()
+        .await
+        .context("server stopped with an error")?;
+    stop_cluster(&db);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+}
+
+async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let db = open_db(&args.db).await?;
+    let pool = db::app_pool(&db.url, 2).await?;
+    let names = match &args.log {
+        Some(name) => vec![name.clone()],
+        None => verdict::log::store::heads(&pool)
+            .await?
+            .into_iter()
+            .map(|h| h.name)
+            .collect(),
+    };
+    if names.is_empty() {
+        println!("no logs yet: nothing to verify");
+    }
+    let mut failed = false;
+    for name in names {
+        let bar = ProgressBar::new(0).with_style(
+            ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} entries ({eta})")
+                .expect("valid template"),
+        );
+        bar.set_message(format!("verifying {name}"));
+        let result = verify_log(&pool, &name, args.head, |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .await;
+        bar.finish_and_clear();
+        match result {
+            Ok(head) => println!("ok {head}"),
+            Err(err @ VerifyError::Bad { .. }) => {
+                println!("FAILED {err}");
+                failed = true;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    stop_cluster(&db);
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

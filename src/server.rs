@@ -1,0 +1,90 @@
+//! Running verdict's HTTP server on a database that is already migrated.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+use crate::intake::WebhookSecrets;
+use crate::intake::webhook::IntakeState;
+use crate::log::Sequencer;
+
+/// Everything `serve` needs once the database is resolved.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub database_url: String,
+    pub secrets: WebhookSecrets,
+    pub listen: SocketAddr,
+    pub max_connections: u32,
+}
+
+/// A bound, running server.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight deliveries finish their commits, then returns.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(());
+        self.handle
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+/// Failures starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "no webhook secret configured: set GITHUB_WEBHOOK_SECRET (or --webhook-secret) to the GitHub App's webhook secret"
+    )]
+    NoSecret,
+    #[error(
+        "cannot listen on {addr}: {source}. Choose another address with --listen / VERDICT_LISTEN"
+    )]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+}
+
+/// Binds and starts serving in the background.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
+    if config.secrets.is_empty() {
+        return Err(ServeError::NoSecret);
+    }
+    let pool = crate::db::app_pool(&config.database_url, config.max_connections).await?;
+    let intake = IntakeState {
+        secrets: config.secrets.clone(),
+        sequencer: Sequencer::new(pool.clone()),
+    };
+    let app = crate::web::router(pool, intake);
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(RunningServer {
+        addr,
+        handle,
+        shutdown,
+    })
+}
