@@ -194,8 +194,7 @@ impl LocalCluster {
         let detail = String::from_utf8_lossy(&out.stderr)
             .lines()
             .chain(String::from_utf8_lossy(&out.stdout).lines())
-            .filter(|l| !l.trim().is_empty())
-            .next_back()
+            .rfind(|l| !l.trim().is_empty())
             .unwrap_or("no output")
             .to_string();
         Err(ClusterError::Command {

@@ -112,8 +112,8 @@ mod tests {
         let rest = &enc[4 + ENTRY_HASH_TAG.len()..];
         assert_eq!(&rest[..4], &8u32.to_be_bytes());
         assert_eq!(&rest[4..12], b"octo-org");
-        // 13 fields: 13 length prefixes + contents.
-        let content: usize = 20 + 8 + 8 + 32 + 8 + 15 + 36 + 4 + 2 + 0 + 0 + 9 + 32;
+        // 13 fields: 13 length prefixes + contents (the two absent target headers are empty).
+        let content: usize = [20, 8, 8, 32, 8, 15, 36, 4, 2, 0, 0, 9, 32].iter().sum();
         assert_eq!(enc.len(), 13 * 4 + content);
     }
 

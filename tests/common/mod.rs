@@ -1,0 +1,243 @@
+//! Test support: a real PostgreSQL database per test (cloned from a migrated template) and a
+//! real verdict server on a free port, fed signed deliveries over HTTP.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use verdict::db;
+use verdict::db::local_cluster::LocalCluster;
+use verdict::intake::WebhookSecrets;
+use verdict::intake::signature::sign;
+use verdict::server::{self, RunningServer, ServerConfig};
+
+pub const SECRET: &str = "test-webhook-secret";
+
+/// The server every test database lives on: `DATABASE_URL`, or a private cluster under
+/// target/ started from the installed PostgreSQL binaries. Never silently skipped.
+pub fn admin_url() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            return url;
+        }
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("postgres");
+        match LocalCluster::start(&dir) {
+            Ok(cluster) => cluster.url("postgres"),
+            Err(err) => panic!(
+                "the tests need PostgreSQL: set DATABASE_URL to a server where this user may \
+                 create databases and roles, or install the PostgreSQL server binaries. {err}"
+            ),
+        }
+    })
+    .clone()
+}
+
+fn with_database(url: &str, database: &str) -> String {
+    let mut u = url::Url::parse(url).expect("DATABASE_URL is a URL");
+    u.set_path(&format!("/{database}"));
+    u.to_string()
+}
+
+/// Name of the migrated template for the current migrations.
+fn template_name() -> String {
+    let mut h = Sha256::new();
+    for m in db::MIGRATOR.iter() {
+        h.update(m.version.to_be_bytes());
+        h.update(&m.checksum);
+    }
+    format!("verdict_tmpl_{}", &hex::encode(h.finalize())[..16])
+}
+
+/// A fresh, migrated database, dropped when the value is dropped.
+pub struct TestDb {
+    pub name: String,
+    /// URL of this database as the (superuser) admin: may migrate and bypass triggers.
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let admin = admin_url();
+        let template = template_name();
+        let mut conn = PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to test PostgreSQL at {admin}: {e}"));
+        // Serialize template creation and cloning across test processes.
+        conn.execute("SELECT pg_advisory_lock(7665, 1)").await.unwrap();
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&template)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        if !exists {
+            let building = format!("{template}_building");
+            conn.execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {building} WITH (FORCE)"
+            )))
+            .await
+            .unwrap();
+            conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {building}")))
+                .await
+                .unwrap();
+            db::migrate(&with_database(&admin, &building))
+                .await
+                .expect("migrations apply to an empty database");
+            conn.execute(sqlx::AssertSqlSafe(format!(
+                "ALTER DATABASE {building} RENAME TO {template}"
+            )))
+            .await
+            .unwrap();
+        }
+        let name = format!("verdict_test_{}", uniq());
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {name} TEMPLATE {template}"
+        )))
+        .await
+        .unwrap();
+        conn.execute("SELECT pg_advisory_unlock(7665, 1)").await.unwrap();
+        conn.close().await.unwrap();
+        TestDb {
+            url: with_database(&admin, &name),
+            name,
+        }
+    }
+
+    /// A pool connected as the admin (superuser) user.
+    pub async fn admin_pool(&self) -> PgPool {
+        PgPool::connect(&self.url).await.unwrap()
+    }
+
+    /// A pool connected as verdict's restricted application role.
+    pub async fn app_pool(&self) -> PgPool {
+        db::app_pool(&self.url, 4).await.unwrap()
+    }
+
+    /// Starts a verdict server on this database.
+    pub async fn server(&self, secrets: &[&str]) -> TestServer {
+        let running = server::start(ServerConfig {
+            database_url: self.url.clone(),
+            secrets: WebhookSecrets::from_list(secrets),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            max_connections: 8,
+        })
+        .await
+        .expect("server starts");
+        TestServer {
+            base: format!("http://{}", running.addr),
+            client: reqwest::Client::new(),
+            running: Some(running),
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin = admin_url();
+        let name = self.name.clone();
+        // Async drop is not a thing; a short-lived runtime on its own thread does the work.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = PgConnection::connect(&admin).await {
+                    let _ = conn
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+fn uniq() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A running verdict server and a client for it.
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    running: Option<RunningServer>,
+}
+
+impl TestServer {
+    /// POSTs a delivery signed with `secret` (None: no signature header).
+    pub async fn deliver_signed(
+        &self,
+        secret: Option<&str>,
+        event: &str,
+        delivery: &str,
+        body: &[u8],
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(format!("{}/webhooks/github", self.base))
+            .header("X-GitHub-Event", event)
+            .header("X-GitHub-Delivery", delivery)
+            .header("X-GitHub-Hook-ID", "123456")
+            .header("X-GitHub-Hook-Installation-Target-Type", "integration")
+            .header("X-GitHub-Hook-Installation-Target-ID", "42")
+            .header("Content-Type", "application/json")
+            .body(body.to_vec());
+        if let Some(secret) = secret {
+            req = req.header("X-Hub-Signature-256", sign(secret.as_bytes(), body));
+        }
+        req.send().await.expect("request reaches the server")
+    }
+
+    /// POSTs a delivery signed with [`SECRET`].
+    pub async fn deliver(&self, event: &str, delivery: &str, body: &[u8]) -> reqwest::Response {
+        self.deliver_signed(Some(SECRET), event, delivery, body).await
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await.unwrap();
+        }
+    }
+}
+
+/// Every GitHub webhook example payload: (event, file path).
+pub fn fixture_payloads() -> Vec<(String, PathBuf)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github/api.github.com");
+    let mut out = Vec::new();
+    for event_dir in std::fs::read_dir(&root).expect("fixtures present") {
+        let event_dir = event_dir.unwrap().path();
+        if !event_dir.is_dir() {
+            continue;
+        }
+        let event = event_dir.file_name().unwrap().to_str().unwrap().to_string();
+        for file in std::fs::read_dir(&event_dir).unwrap() {
+            let path = file.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                out.push((event.clone(), path));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// One fixture's bytes.
+pub fn fixture(rel: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/github/api.github.com")
+        .join(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
