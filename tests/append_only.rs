@@ -11,7 +11,11 @@ async fn seeded() -> TestDb {
     let server = db.server(&[SECRET]).await;
     for i in 0..3 {
         let res = server
-            .deliver("issue_comment", &format!("seed-{i}"), &fixture("issue_comment/created.1.json"))
+            .deliver(
+                "issue_comment",
+                &format!("seed-{i}"),
+                &fixture("issue_comment/created.1.json"),
+            )
             .await;
         assert_eq!(res.status(), 201);
     }
@@ -25,14 +29,20 @@ async fn sql_error(pool: &PgPool, sql: &'static str) -> (String, String) {
         .await
         .expect_err(&format!("{sql} must be refused"));
     let db_err = err.as_database_error().expect("a database error");
-    (db_err.code().unwrap_or_default().to_string(), db_err.message().to_string())
+    (
+        db_err.code().unwrap_or_default().to_string(),
+        db_err.message().to_string(),
+    )
 }
 
 #[tokio::test]
 async fn the_app_role_may_not_update_delete_or_truncate() {
     let db = seeded().await;
     let app = db.app_pool().await;
-    let role: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&app).await.unwrap();
+    let role: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&app)
+        .await
+        .unwrap();
     assert_eq!(role, "verdict_app");
     for sql in [
         "UPDATE log_entries SET event = 'x'",
@@ -46,7 +56,10 @@ async fn the_app_role_may_not_update_delete_or_truncate() {
         assert_eq!(code, "42501", "{sql}: {message}");
         assert!(message.contains("permission denied"), "{sql}: {message}");
     }
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM log_entries").fetch_one(&app).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM log_entries")
+        .fetch_one(&app)
+        .await
+        .unwrap();
     assert_eq!(count, 3);
 }
 
@@ -54,11 +67,15 @@ async fn the_app_role_may_not_update_delete_or_truncate() {
 async fn triggers_refuse_changes_even_for_the_owner_and_superuser() {
     let db = seeded().await;
     let admin = db.admin_pool().await;
-    let is_super: bool = sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-        .fetch_one(&admin)
-        .await
-        .unwrap();
-    assert!(is_super, "the test connects as a superuser to show even it is refused");
+    let is_super: bool =
+        sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+    assert!(
+        is_super,
+        "the test connects as a superuser to show even it is refused"
+    );
     for sql in [
         "UPDATE log_entries SET event = 'x'",
         "DELETE FROM log_entries WHERE seq = 2",
@@ -76,7 +93,10 @@ async fn triggers_refuse_changes_even_for_the_owner_and_superuser() {
     .await
     .unwrap();
     assert_eq!(owner, "verdict_owner");
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM log_entries").fetch_one(&admin).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM log_entries")
+        .fetch_one(&admin)
+        .await
+        .unwrap();
     assert_eq!(count, 3);
 }
 
@@ -96,13 +116,19 @@ async fn inserts_that_would_fork_or_gap_the_chain_are_rejected() {
     };
     // A second entry 2 (fork): the primary key refuses it.
     let fork = forge(2, "prev_hash").execute(&app).await.unwrap_err();
-    assert!(fork.as_database_error().unwrap().is_unique_violation(), "{fork}");
+    assert!(
+        fork.as_database_error().unwrap().is_unique_violation(),
+        "{fork}"
+    );
     // Entry 4 with no entry 3 (gap).
     let gap = forge(4, "entry_hash").execute(&app).await.unwrap_err();
     assert!(gap.to_string().contains("is missing"), "{gap}");
     // Entry 3 not linked to entry 2's hash.
     let unlinked = forge(3, "prev_hash").execute(&app).await.unwrap_err();
-    assert!(unlinked.to_string().contains("prev_hash does not match"), "{unlinked}");
+    assert!(
+        unlinked.to_string().contains("prev_hash does not match"),
+        "{unlinked}"
+    );
     // A first entry must link to 32 zero bytes.
     let genesis = sqlx::query(
         "INSERT INTO logs (name) VALUES ('other');
@@ -121,7 +147,10 @@ async fn inserts_that_would_fork_or_gap_the_chain_are_rejected() {
     .execute(&app)
     .await
     .unwrap_err();
-    assert!(bad_genesis.to_string().contains("prev_hash does not match"), "{bad_genesis}");
+    assert!(
+        bad_genesis.to_string().contains("prev_hash does not match"),
+        "{bad_genesis}"
+    );
 }
 
 #[tokio::test]

@@ -12,14 +12,24 @@ async fn every_real_payload_is_stored_byte_exact_and_every_chain_verifies() {
     let db = TestDb::new().await;
     let server = db.server(&[SECRET]).await;
     let payloads = fixture_payloads();
-    assert!(payloads.len() >= 329, "expected all 329 octokit examples, found {}", payloads.len());
+    assert!(
+        payloads.len() >= 329,
+        "expected all 329 octokit examples, found {}",
+        payloads.len()
+    );
 
     let mut sent = Vec::new();
     for (i, (event, path)) in payloads.iter().enumerate() {
         let body = std::fs::read(path).unwrap();
         let delivery = format!("fixture-{i}");
         let res = server.deliver(event, &delivery, &body).await;
-        assert_eq!(res.status(), 201, "{}: {}", path.display(), res.text().await.unwrap());
+        assert_eq!(
+            res.status(),
+            201,
+            "{}: {}",
+            path.display(),
+            res.text().await.unwrap()
+        );
         let receipt: serde_json::Value = res.json().await.unwrap();
         sent.push((delivery, event.clone(), body, receipt));
     }
@@ -36,9 +46,16 @@ async fn every_real_payload_is_stored_byte_exact_and_every_chain_verifies() {
         .await
         .unwrap();
         assert_eq!(row.get::<String, _>(0), receipt["log"].as_str().unwrap());
-        assert_eq!(row.get::<i64, _>(1) as u64, receipt["seq"].as_u64().unwrap());
+        assert_eq!(
+            row.get::<i64, _>(1) as u64,
+            receipt["seq"].as_u64().unwrap()
+        );
         assert_eq!(&row.get::<String, _>(2), event);
-        assert_eq!(&row.get::<Vec<u8>, _>(3), body, "delivery {delivery} not byte-exact");
+        assert_eq!(
+            &row.get::<Vec<u8>, _>(3),
+            body,
+            "delivery {delivery} not byte-exact"
+        );
         assert!(row.get::<bool, _>(4), "real payloads are readable JSON");
         assert_eq!(
             row.get::<String, _>(5),
@@ -54,11 +71,16 @@ async fn every_real_payload_is_stored_byte_exact_and_every_chain_verifies() {
     }
 
     let heads = store::heads(&pool).await.unwrap();
-    assert!(heads.len() > 1, "payloads of several accounts make several logs");
+    assert!(
+        heads.len() > 1,
+        "payloads of several accounts make several logs"
+    );
     let total: u64 = heads.iter().map(|h| h.size).sum();
     assert_eq!(total, sent.len() as u64);
     for head in heads {
-        let verified = verify_log(&pool, &head.name, None, |_, _| {}).await.unwrap();
+        let verified = verify_log(&pool, &head.name, None, |_, _| {})
+            .await
+            .unwrap();
         assert_eq!(verified.size, head.size);
         assert_eq!(verified.head_hash, head.head_hash);
     }
@@ -71,9 +93,17 @@ async fn bad_signatures_are_refused_with_401_and_store_nothing() {
     let server = db.server(&[SECRET]).await;
     let body = fixture("pull_request/opened.1.json");
 
-    let missing = server.deliver_signed(None, "pull_request", "d-1", &body).await;
+    let missing = server
+        .deliver_signed(None, "pull_request", "d-1", &body)
+        .await;
     assert_eq!(missing.status(), 401);
-    assert!(missing.text().await.unwrap().contains("missing X-Hub-Signature-256"));
+    assert!(
+        missing
+            .text()
+            .await
+            .unwrap()
+            .contains("missing X-Hub-Signature-256")
+    );
 
     let wrong = server
         .deliver_signed(Some("not-the-secret"), "pull_request", "d-2", &body)
@@ -174,7 +204,13 @@ async fn missing_github_headers_are_400() {
         .await
         .unwrap();
     assert_eq!(no_delivery.status(), 400);
-    assert!(no_delivery.text().await.unwrap().contains("X-GitHub-Delivery"));
+    assert!(
+        no_delivery
+            .text()
+            .await
+            .unwrap()
+            .contains("X-GitHub-Delivery")
+    );
 
     let bad_delivery = server.deliver("ping", "not/a guid", &body).await;
     assert_eq!(bad_delivery.status(), 400);
@@ -188,11 +224,15 @@ async fn a_redelivery_answers_2xx_and_adds_nothing() {
     let db = TestDb::new().await;
     let server = db.server(&[SECRET]).await;
     let body = fixture("pull_request_review/submitted.1.json");
-    let first = server.deliver("pull_request_review", "same-guid", &body).await;
+    let first = server
+        .deliver("pull_request_review", "same-guid", &body)
+        .await;
     assert_eq!(first.status(), 201);
     let first: serde_json::Value = first.json().await.unwrap();
 
-    let again = server.deliver("pull_request_review", "same-guid", &body).await;
+    let again = server
+        .deliver("pull_request_review", "same-guid", &body)
+        .await;
     assert_eq!(again.status(), 200);
     let again: serde_json::Value = again.json().await.unwrap();
     assert_eq!(again["duplicate"], true);
@@ -206,8 +246,16 @@ async fn a_redelivery_answers_2xx_and_adds_nothing() {
         .iter()
         .map(|r| r.status().as_u16())
         .collect();
-    assert_eq!(statuses.iter().filter(|&&s| s == 201).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 7, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        7,
+        "{statuses:?}"
+    );
     assert_eq!(entry_count(&db).await, 2);
     server.shutdown().await;
 }
@@ -230,7 +278,9 @@ async fn oversize_bodies_are_413_and_store_nothing() {
         .header("X-GitHub-Event", "push")
         .header("X-GitHub-Delivery", "big-2")
         .header("X-Hub-Signature-256", "sha256=00")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await
         .unwrap();
@@ -254,15 +304,18 @@ async fn malformed_json_with_a_valid_signature_is_kept_and_flagged() {
     let receipt: serde_json::Value = res.json().await.unwrap();
     assert_eq!(receipt["log"], verdict::intake::account::FALLBACK_LOG);
 
-    let row = sqlx::query("SELECT body, body_readable FROM log_entries WHERE delivery_id = 'broken-1'")
-        .fetch_one(&db.app_pool().await)
-        .await
-        .unwrap();
+    let row =
+        sqlx::query("SELECT body, body_readable FROM log_entries WHERE delivery_id = 'broken-1'")
+            .fetch_one(&db.app_pool().await)
+            .await
+            .unwrap();
     assert_eq!(row.get::<Vec<u8>, _>(0), body);
     assert!(!row.get::<bool, _>(1));
 
     // The server is fine afterwards.
-    let ok = server.deliver("ping", "after-broken", &fixture("ping/event.1.json")).await;
+    let ok = server
+        .deliver("ping", "after-broken", &fixture("ping/event.1.json"))
+        .await;
     assert_eq!(ok.status(), 201);
     server.shutdown().await;
 }
@@ -271,10 +324,16 @@ async fn malformed_json_with_a_valid_signature_is_kept_and_flagged() {
 async fn ping_and_unknown_events_are_kept() {
     let db = TestDb::new().await;
     let server = db.server(&[SECRET]).await;
-    let ping = server.deliver("ping", "ping-1", &fixture("ping/event.1.json")).await;
+    let ping = server
+        .deliver("ping", "ping-1", &fixture("ping/event.1.json"))
+        .await;
     assert_eq!(ping.status(), 201);
     let unknown = server
-        .deliver("some_future_event", "future-1", br#"{"action":"invented","organization":{"login":"Acme"}}"#)
+        .deliver(
+            "some_future_event",
+            "future-1",
+            br#"{"action":"invented","organization":{"login":"Acme"}}"#,
+        )
         .await;
     assert_eq!(unknown.status(), 201);
     let receipt: serde_json::Value = unknown.json().await.unwrap();
@@ -287,7 +346,12 @@ async fn ping_and_unknown_events_are_kept() {
 async fn healthz_answers_once_ready() {
     let db = TestDb::new().await;
     let server = db.server(&[SECRET]).await;
-    let res = server.client.get(format!("{}/healthz", server.base)).send().await.unwrap();
+    let res = server
+        .client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     server.shutdown().await;
 }

@@ -19,7 +19,9 @@ async fn log_of_eight() -> TestDb {
         "issue_comment/created.1.json",
     ];
     for i in 0..8 {
-        let res = server.deliver("pull_request", &format!("t-{i}"), &fixture(files[i % 4])).await;
+        let res = server
+            .deliver("pull_request", &format!("t-{i}"), &fixture(files[i % 4]))
+            .await;
         assert_eq!(res.status(), 201);
         let receipt: serde_json::Value = res.json().await.unwrap();
         assert_eq!(receipt["log"], LOG);
@@ -31,8 +33,12 @@ async fn log_of_eight() -> TestDb {
 /// Runs `sql` as a superuser with triggers bypassed (`session_replication_role = replica`).
 async fn tamper(db: &TestDb, sql: &str) {
     let mut conn = PgConnection::connect(&db.url).await.unwrap();
-    conn.execute("SET session_replication_role = replica").await.unwrap();
-    conn.execute(sqlx::AssertSqlSafe(sql.to_string())).await.unwrap();
+    conn.execute("SET session_replication_role = replica")
+        .await
+        .unwrap();
+    conn.execute(sqlx::AssertSqlSafe(sql.to_string()))
+        .await
+        .unwrap();
     conn.close().await.unwrap();
 }
 
@@ -67,7 +73,11 @@ async fn an_untouched_log_verifies_against_its_own_head() {
 #[tokio::test]
 async fn a_changed_body_byte_is_caught() {
     let db = log_of_eight().await;
-    tamper(&db, "UPDATE log_entries SET body = set_byte(body, 10, get_byte(body, 10) # 1) WHERE seq = 3").await;
+    tamper(
+        &db,
+        "UPDATE log_entries SET body = set_byte(body, 10, get_byte(body, 10) # 1) WHERE seq = 3",
+    )
+    .await;
     assert_eq!(problem(&db, None).await, Problem::BodyHash { seq: 3 });
 }
 
@@ -75,7 +85,13 @@ async fn a_changed_body_byte_is_caught() {
 async fn a_deleted_entry_is_caught() {
     let db = log_of_eight().await;
     tamper(&db, "DELETE FROM log_entries WHERE seq = 3").await;
-    assert_eq!(problem(&db, None).await, Problem::Gap { expected: 3, found: 4 });
+    assert_eq!(
+        problem(&db, None).await,
+        Problem::Gap {
+            expected: 3,
+            found: 4
+        }
+    );
 }
 
 #[tokio::test]
@@ -94,10 +110,18 @@ async fn two_swapped_entries_are_caught() {
 #[tokio::test]
 async fn a_rewritten_hash_is_caught() {
     let db = log_of_eight().await;
-    tamper(&db, "UPDATE log_entries SET entry_hash = sha256('forged') WHERE seq = 6").await;
+    tamper(
+        &db,
+        "UPDATE log_entries SET entry_hash = sha256('forged') WHERE seq = 6",
+    )
+    .await;
     assert_eq!(problem(&db, None).await, Problem::EntryHash { seq: 6 });
     // Rewriting the next entry's link to match does not help: its own hash covers the link.
-    tamper(&db, "UPDATE log_entries SET prev_hash = sha256('forged') WHERE seq = 7").await;
+    tamper(
+        &db,
+        "UPDATE log_entries SET prev_hash = sha256('forged') WHERE seq = 7",
+    )
+    .await;
     assert_eq!(problem(&db, None).await, Problem::EntryHash { seq: 6 });
 }
 
@@ -111,7 +135,10 @@ async fn a_truncated_tail_is_caught_given_an_earlier_head() {
     // ...but not with the head printed before.
     assert_eq!(
         problem(&db, Some(earlier)).await,
-        Problem::Truncated { size: 5, expected: 8 }
+        Problem::Truncated {
+            size: 5,
+            expected: 8
+        }
     );
 }
 
@@ -127,7 +154,9 @@ async fn a_consistently_rewritten_history_is_caught_given_an_earlier_head() {
         .unwrap();
     let mut prev = [0u8; 32];
     let mut conn = PgConnection::connect(&db.url).await.unwrap();
-    conn.execute("SET session_replication_role = replica").await.unwrap();
+    conn.execute("SET session_replication_role = replica")
+        .await
+        .unwrap();
     for row in &entries {
         let mut e = verdict::log::store::StoredEntry::from_row(row);
         if e.seq == 4 {
@@ -163,7 +192,10 @@ async fn a_consistently_rewritten_history_is_caught_given_an_earlier_head() {
     // Internally consistent now...
     assert_eq!(head(&db).await.size, 8);
     // ...but the earlier head exposes it.
-    assert!(matches!(problem(&db, Some(earlier)).await, Problem::HeadMismatch { seq: 7, .. }));
+    assert!(matches!(
+        problem(&db, Some(earlier)).await,
+        Problem::HeadMismatch { seq: 7, .. }
+    ));
 }
 
 #[tokio::test]
@@ -175,28 +207,55 @@ async fn the_cli_prints_the_head_and_names_the_first_bad_entry() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&ok.stdout);
-    assert!(ok.status.success(), "{stdout} {}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let h = head(&db).await;
     let printed = format!("ok log {LOG} size 8 head 8:{}", hex::encode(h.hash));
     assert!(stdout.contains(&printed), "{stdout}");
 
     // The printed head is accepted back.
     let again = std::process::Command::new(bin)
-        .args(["verify", "--database-url", &db.url, "--log", LOG, "--head", &format!("8:{}", hex::encode(h.hash))])
+        .args([
+            "verify",
+            "--database-url",
+            &db.url,
+            "--log",
+            LOG,
+            "--head",
+            &format!("8:{}", hex::encode(h.hash)),
+        ])
         .output()
         .unwrap();
     assert!(again.status.success());
 
     tamper(&db, "DELETE FROM log_entries WHERE seq = 7").await;
     let truncated = std::process::Command::new(bin)
-        .args(["verify", "--database-url", &db.url, "--log", LOG, "--head", &format!("8:{}", hex::encode(h.hash))])
+        .args([
+            "verify",
+            "--database-url",
+            &db.url,
+            "--log",
+            LOG,
+            "--head",
+            &format!("8:{}", hex::encode(h.hash)),
+        ])
         .output()
         .unwrap();
     assert!(!truncated.status.success());
     let out = String::from_utf8_lossy(&truncated.stdout);
-    assert!(out.contains("FAILED log codertocat: the log has 7 entries but an earlier head had 8"), "{out}");
+    assert!(
+        out.contains("FAILED log codertocat: the log has 7 entries but an earlier head had 8"),
+        "{out}"
+    );
 
-    tamper(&db, "UPDATE log_entries SET body = body || ' '::bytea WHERE seq = 1").await;
+    tamper(
+        &db,
+        "UPDATE log_entries SET body = body || ' '::bytea WHERE seq = 1",
+    )
+    .await;
     let bad = std::process::Command::new(bin)
         .args(["verify", "--database-url", &db.url])
         .output()

@@ -66,7 +66,9 @@ impl TestDb {
             .await
             .unwrap_or_else(|e| panic!("cannot connect to test PostgreSQL at {admin}: {e}"));
         // Serialize template creation and cloning across test processes.
-        conn.execute("SELECT pg_advisory_lock(7665, 1)").await.unwrap();
+        conn.execute("SELECT pg_advisory_lock(7665, 1)")
+            .await
+            .unwrap();
         let exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
                 .bind(&template)
@@ -98,7 +100,9 @@ impl TestDb {
         )))
         .await
         .unwrap();
-        conn.execute("SELECT pg_advisory_unlock(7665, 1)").await.unwrap();
+        conn.execute("SELECT pg_advisory_unlock(7665, 1)")
+            .await
+            .unwrap();
         conn.close().await.unwrap();
         TestDb {
             url: with_database(&admin, &name),
@@ -203,7 +207,8 @@ impl TestServer {
 
     /// POSTs a delivery signed with [`SECRET`].
     pub async fn deliver(&self, event: &str, delivery: &str, body: &[u8]) -> reqwest::Response {
-        self.deliver_signed(Some(SECRET), event, delivery, body).await
+        self.deliver_signed(Some(SECRET), event, delivery, body)
+            .await
     }
 
     pub async fn shutdown(mut self) {
