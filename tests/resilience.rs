@@ -31,13 +31,16 @@ impl ServeProcess {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
+        let process = ServeProcess {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
         let client = reqwest::Client::new();
         for _ in 0..200 {
-            if let Ok(r) = client.get(format!("{base}/healthz")).send().await
+            if let Ok(r) = client.get(format!("{}/healthz", process.base)).send().await
                 && r.status() == 200
             {
-                return ServeProcess { child, base };
+                return process;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
