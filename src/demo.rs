@@ -74,7 +74,7 @@ pub async fn run(
             data_dir.join("postgres").display()
         );
     }
-    let database = db::open(database_url, data_dir).await?;
+    let database = db::open(database_url, data_dir, db::Migrations::Apply).await?;
     let running = server::start(ServerConfig {
         database_url: database.url.clone(),
         secrets: WebhookSecrets::from_list(&[DEMO_SECRET]),

@@ -114,7 +114,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => {
-            let db = open_db(&args).await?;
+            let db = open_db(&args, db::Migrations::Apply).await?;
             println!("migrations applied to {}", db::redact(&db.url));
             stop_cluster(&db);
             Ok(ExitCode::SUCCESS)
@@ -132,14 +132,14 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn open_db(args: &DbArgs) -> anyhow::Result<db::Database> {
+async fn open_db(args: &DbArgs, migrations: db::Migrations) -> anyhow::Result<db::Database> {
     if args.database_url.is_none() {
         eprintln!(
             "no DATABASE_URL: using a private PostgreSQL cluster in {}",
             args.data_dir.join("postgres").display()
         );
     }
-    Ok(db::open(args.database_url.as_deref(), &args.data_dir).await?)
+    Ok(db::open(args.database_url.as_deref(), &args.data_dir, migrations).await?)
 }
 
 /// Stops the private cluster if this process started it (one another process started, such as
@@ -155,7 +155,7 @@ fn stop_cluster(db: &db::Database) {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let secrets = WebhookSecrets::from_list(&args.webhook_secret);
-    let db = open_db(&args.db).await?;
+    let db = open_db(&args.db, db::Migrations::Apply).await?;
     let running = server::start(ServerConfig {
         database_url: db.url.clone(),
         secrets,
@@ -189,7 +189,7 @@ async fn shutdown_signal() {
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let db = open_db(&args.db).await?;
+    let db = open_db(&args.db, db::Migrations::LeaveAlone).await?;
     let pool = db::app_pool(&db.url, 2).await?;
     let names = match &args.log {
         Some(name) => vec![name.clone()],

@@ -118,11 +118,21 @@ pub struct Database {
     pub cluster: Option<local_cluster::LocalCluster>,
 }
 
+/// Whether [`open`] applies migrations to a database given by URL (a private cluster's
+/// database is always migrated: verdict owns it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrations {
+    Apply,
+    /// For read-only commands such as `verify`, which may run as a user that cannot migrate.
+    LeaveAlone,
+}
+
 /// Resolves `DATABASE_URL`, or starts (or reuses) a private cluster in `data_dir`, creates the
 /// `verdict` database there, and migrates it.
 pub async fn open(
     database_url: Option<&str>,
     data_dir: &std::path::Path,
+    migrations: Migrations,
 ) -> Result<Database, DbError> {
     let db = match database_url {
         Some(url) => Database {
@@ -138,6 +148,8 @@ pub async fn open(
             }
         }
     };
-    migrate(&db.url).await?;
+    if migrations == Migrations::Apply || db.cluster.is_some() {
+        migrate(&db.url).await?;
+    }
     Ok(db)
 }

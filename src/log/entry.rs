@@ -147,3 +147,59 @@ mod tests {
         assert_ne!(s.entry_hash(), base);
     }
 }
+
+/// The worked example of docs/log-format.md, recomputed: the document and the code must agree.
+#[cfg(test)]
+mod worked_example {
+    use super::*;
+    use chrono::TimeZone;
+
+    pub const BODY: &[u8] = br#"{"zen":"Keep it logically awesome.","hook_id":42}"#;
+
+    pub fn first() -> EntryFields<'static> {
+        EntryFields {
+            log_name: "octo-org",
+            seq: 0,
+            prev_hash: GENESIS_PREV_HASH,
+            received_at: Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
+                + chrono::Duration::microseconds(123_456),
+            kind: KIND_GITHUB_DELIVERY,
+            delivery_id: "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+            event: "ping",
+            hook_id: Some("42"),
+            installation_target_type: Some("integration"),
+            installation_target_id: Some("7"),
+            signature: Some(
+                "sha256=e53a79504eccf1ebf25f3ea01e1f19d7e91ae2bd1430af2714563a0fc94f7c83",
+            ),
+            body_sha256: body_hash(BODY),
+        }
+    }
+
+    #[test]
+    fn the_document_shows_what_the_code_computes() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/log-format.md"))
+                .expect("docs/log-format.md exists");
+        let doc: String = doc.split_whitespace().collect();
+        let e0 = first();
+        let h0 = e0.entry_hash();
+        let mut e1 = first();
+        e1.seq = 1;
+        e1.prev_hash = h0;
+        e1.delivery_id = "8e0a1f4c-cc78-11e3-8f7b-2c1a9b3d5e60";
+        let h1 = e1.entry_hash();
+        for (what, value) in [
+            ("body SHA-256", hex::encode(body_hash(BODY))),
+            ("entry 0 encoding", hex::encode(e0.encode())),
+            ("entry 0 hash", hex::encode(h0)),
+            ("entry 1 hash", hex::encode(h1)),
+        ] {
+            println!("{what}: {value}");
+            assert!(
+                doc.contains(&value),
+                "docs/log-format.md lacks the {what} {value}"
+            );
+        }
+    }
+}
