@@ -1,0 +1,342 @@
+//! Intake benchmark: drives a real `verdict serve` process over HTTP with signed ~20 KB real
+//! deliveries and compares, in the same run, with the ceiling: a bare batched INSERT of the
+//! same bodies into the same PostgreSQL.
+//!
+//! `cargo bench --bench intake` (DATABASE_URL, or a private cluster under target/).
+//! Knobs: BENCH_DELIVERIES (default 20000), BENCH_CONCURRENCY (64), BENCH_RATE (1000),
+//! BENCH_RATE_SECS (10).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::{Connection, Executor, PgConnection};
+use verdict::db;
+use verdict::intake::signature::sign;
+
+const SECRET: &str = "bench-secret";
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Real payloads between 15 and 26 KB, as (event, body).
+fn payloads() -> Vec<(String, Vec<u8>)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github/api.github.com");
+    let mut out = Vec::new();
+    for dir in std::fs::read_dir(root).unwrap().flatten() {
+        if !dir.path().is_dir() {
+            continue;
+        }
+        let event = dir.file_name().to_string_lossy().to_string();
+        for f in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            let body = std::fs::read(f.path()).unwrap();
+            if (15_000..26_000).contains(&body.len()) {
+                out.push((event.clone(), body));
+            }
+        }
+    }
+    out.sort();
+    assert!(!out.is_empty(), "no ~20 KB fixtures found");
+    out
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn rss_kb(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx].as_secs_f64() * 1000.0
+}
+
+struct Signed {
+    event: String,
+    delivery: String,
+    signature: String,
+    body: bytes::Bytes,
+}
+
+fn presign(payloads: &[(String, Vec<u8>)], n: usize, tag: &str) -> Vec<Signed> {
+    (0..n)
+        .map(|i| {
+            let (event, body) = &payloads[i % payloads.len()];
+            Signed {
+                event: event.clone(),
+                delivery: format!("bench-{tag}-{i}"),
+                signature: sign(SECRET.as_bytes(), body),
+                body: bytes::Bytes::from(body.clone()),
+            }
+        })
+        .collect()
+}
+
+async fn send(client: &reqwest::Client, url: &str, d: &Signed) -> Duration {
+    let start = Instant::now();
+    let res = client
+        .post(url)
+        .header("X-GitHub-Event", &d.event)
+        .header("X-GitHub-Delivery", &d.delivery)
+        .header("X-Hub-Signature-256", &d.signature)
+        .header("Content-Type", "application/json")
+        .body(d.body.clone())
+        .send()
+        .await
+        .expect("server reachable");
+    assert_eq!(res.status(), 201, "delivery {} refused", d.delivery);
+    start.elapsed()
+}
+
+/// Closed loop: `concurrency` clients send back to back. Returns (deliveries/s, latencies).
+async fn closed_loop(base: &str, work: Vec<Signed>, concurrency: usize) -> (f64, Vec<Duration>) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
+    let url = format!("{base}/webhooks/github");
+    let work = Arc::new(work);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, work, next) = (client.clone(), url.clone(), work.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(d) = work.get(i) else { break };
+                lat.push(send(&client, &url, d).await);
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let rate = all.len() as f64 / start.elapsed().as_secs_f64();
+    all.sort();
+    (rate, all)
+}
+
+/// Open loop: deliveries offered at `rate` per second regardless of answers.
+async fn open_loop(base: &str, work: Vec<Signed>, rate: u64) -> (f64, Vec<Duration>) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
+    let url = Arc::new(format!("{base}/webhooks/github"));
+    let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for d in work {
+        tick.tick().await;
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move { send(&client, &url, &d).await }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.push(t.await.unwrap());
+    }
+    let achieved = all.len() as f64 / start.elapsed().as_secs_f64();
+    all.sort();
+    (achieved, all)
+}
+
+/// The ceiling: the same bodies inserted in batches, no HTTP, no hashing, no chain.
+async fn ceiling(url: &str, payloads: &[(String, Vec<u8>)], n: usize, writers: usize) -> f64 {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    conn.execute(
+        "DROP TABLE IF EXISTS bench_ceiling;
+         CREATE TABLE bench_ceiling (id bigint PRIMARY KEY, delivery_id text NOT NULL UNIQUE,
+                                     event text NOT NULL, body bytea NOT NULL);",
+    )
+    .await
+    .unwrap();
+    let batch = 256;
+    let start = Instant::now();
+    let per_writer = n / writers;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let url = url.to_string();
+        let payloads = payloads.to_vec();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = PgConnection::connect(&url).await.unwrap();
+            let mut i = w * per_writer;
+            let end = i + per_writer;
+            while i < end {
+                let upto = (i + batch).min(end);
+                let ids: Vec<i64> = (i..upto).map(|k| k as i64).collect();
+                let deliveries: Vec<String> = (i..upto).map(|k| format!("ceiling-{k}")).collect();
+                let events: Vec<String> = (i..upto).map(|k| payloads[k % payloads.len()].0.clone()).collect();
+                let bodies: Vec<Vec<u8>> = (i..upto).map(|k| payloads[k % payloads.len()].1.clone()).collect();
+                sqlx::query(
+                    "INSERT INTO bench_ceiling SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bytea[])",
+                )
+                .bind(ids)
+                .bind(deliveries)
+                .bind(events)
+                .bind(bodies)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+                i = upto;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rate = (per_writer * writers) as f64 / start.elapsed().as_secs_f64();
+    conn.execute("DROP TABLE bench_ceiling").await.unwrap();
+    rate
+}
+
+async fn start_server(url: &str) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", url)
+        .env("GITHUB_WEBHOOK_SECRET", SECRET)
+        .env("VERDICT_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..400 {
+        if reqwest::get(format!("{}/healthz", server.base))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("verdict serve did not start");
+}
+
+fn main() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(run());
+}
+
+async fn run() {
+    let admin = match std::env::var("DATABASE_URL") {
+        Ok(url) => url,
+        Err(_) => db::local_cluster::LocalCluster::start(
+            &Path::new(env!("CARGO_TARGET_TMPDIR")).join("postgres"),
+        )
+        .expect("PostgreSQL for the benchmark: set DATABASE_URL or install the server")
+        .url("postgres"),
+    };
+    let name = format!("verdict_bench_{}", std::process::id());
+    let mut u = url::Url::parse(&admin).unwrap();
+    u.set_path(&format!("/{name}"));
+    let url = u.to_string();
+    db::create_database_if_missing(&admin, &name).await.unwrap();
+    db::migrate(&url).await.unwrap();
+
+    let deliveries: usize = env_or("BENCH_DELIVERIES", 20_000);
+    let concurrency: usize = env_or("BENCH_CONCURRENCY", 64);
+    let rate: u64 = env_or("BENCH_RATE", 1000);
+    let rate_secs: u64 = env_or("BENCH_RATE_SECS", 10);
+    let payloads = payloads();
+    let avg = payloads.iter().map(|p| p.1.len()).sum::<usize>() / payloads.len();
+    eprintln!(
+        "{} real payloads, average {avg} bytes; {deliveries} deliveries, {concurrency} concurrent",
+        payloads.len()
+    );
+
+    let ceiling_rate = ceiling(&url, &payloads, deliveries, 4).await;
+
+    let server = start_server(&url).await;
+    // Warm-up: connections, caches.
+    closed_loop(&server.base, presign(&payloads, 500, "warm"), concurrency).await;
+    let (max_rate, max_lat) = closed_loop(
+        &server.base,
+        presign(&payloads, deliveries, "max"),
+        concurrency,
+    )
+    .await;
+    let (_, hwm_max) = server.rss_kb();
+
+    // Latency at a fixed offered load, with a fresh server so peak RSS is for this load.
+    drop(server);
+    let server = start_server(&url).await;
+    let (achieved, rate_lat) = open_loop(
+        &server.base,
+        presign(&payloads, (rate * rate_secs) as usize, "rate"),
+        rate,
+    )
+    .await;
+    let (_, hwm_rate) = server.rss_kb();
+    drop(server);
+
+    let mut conn = PgConnection::connect(&admin).await.unwrap();
+    let _ = conn
+        .execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .await;
+
+    println!();
+    println!("| measurement | deliveries/s | p50 ack ms | p99 ack ms | server peak RSS MB |");
+    println!("|---|---:|---:|---:|---:|");
+    println!("| ceiling: bare batched INSERT (4 writers x 256 rows) | {ceiling_rate:.0} | | | |");
+    println!(
+        "| verdict serve, {concurrency} concurrent clients, max rate | {max_rate:.0} | {:.1} | {:.1} | {:.0} |",
+        percentile(&max_lat, 0.50),
+        percentile(&max_lat, 0.99),
+        hwm_max as f64 / 1024.0
+    );
+    println!(
+        "| verdict serve, {rate}/s offered for {rate_secs} s | {achieved:.0} | {:.1} | {:.1} | {:.0} |",
+        percentile(&rate_lat, 0.50),
+        percentile(&rate_lat, 0.99),
+        hwm_rate as f64 / 1024.0
+    );
+    println!();
+    println!(
+        "verdict max rate / ceiling: {:.0} %",
+        100.0 * max_rate / ceiling_rate
+    );
+}
