@@ -178,13 +178,22 @@ async fn open_loop(base: &str, work: Vec<Signed>, rate: u64) -> (f64, Vec<Durati
 /// The ceiling: the same bodies inserted in batches, no HTTP, no hashing, no chain.
 async fn ceiling(url: &str, payloads: &[(String, Vec<u8>)], n: usize, writers: usize) -> f64 {
     let mut conn = PgConnection::connect(url).await.unwrap();
-    conn.execute(
-        "DROP TABLE IF EXISTS bench_ceiling;
-         CREATE TABLE bench_ceiling (id bigint PRIMARY KEY, delivery_id text NOT NULL UNIQUE,
-                                     event text NOT NULL, body bytea NOT NULL);",
+    // Same body compression as the log, so the comparison is of everything else.
+    let compression: String = sqlx::query_scalar(
+        "SELECT CASE attcompression WHEN 'l' THEN 'lz4' ELSE 'pglz' END FROM pg_attribute
+          WHERE attrelid = 'log_entries'::regclass AND attname = 'body'",
     )
+    .fetch_one(&mut conn)
     .await
     .unwrap();
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "DROP TABLE IF EXISTS bench_ceiling;
+         CREATE TABLE bench_ceiling (id bigint PRIMARY KEY, delivery_id text NOT NULL UNIQUE,
+                                     event text NOT NULL, body bytea COMPRESSION {compression} NOT NULL);"
+    )))
+    .await
+    .unwrap();
+    eprintln!("body compression: {compression}");
     let batch = 256;
     let start = Instant::now();
     let per_writer = n / writers;
@@ -234,7 +243,10 @@ async fn start_server(url: &str) -> Server {
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("DATABASE_URL", url)
         .env("GITHUB_WEBHOOK_SECRET", SECRET)
-        .env("VERDICT_LOG", "warn")
+        .env(
+            "VERDICT_LOG",
+            std::env::var("BENCH_SERVER_LOG").unwrap_or("warn".into()),
+        )
         .stdout(Stdio::null())
         .spawn()
         .unwrap();

@@ -153,6 +153,7 @@ async fn commit_batch(
             id
         }
     };
+    let started = std::time::Instant::now();
     let mut tx = pool.begin().await?;
     store::lock_log(&mut *tx, id).await?;
     let (mut next_seq, mut prev_hash) = store::tail(&mut *tx, id).await?;
@@ -203,5 +204,7 @@ async fn commit_batch(
         store::insert_entries(&mut *tx, id, &placed).await?;
     }
     tx.commit().await?;
+    tracing::debug!(log = log_name, entries = entries.len(), appended = placed.len(),
+        elapsed = ?started.elapsed(), "batch committed");
     Ok(outcomes)
 }

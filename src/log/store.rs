@@ -101,9 +101,11 @@ pub async fn find_deliveries(
     kind: &str,
     delivery_ids: Vec<String>,
 ) -> sqlx::Result<Vec<(String, String, u64)>> {
+    // Driven from the ids so each is one unique-index probe, whatever plan is cached.
     let rows = sqlx::query(
-        "SELECT e.delivery_id, l.name, e.seq FROM log_entries e JOIN logs l ON l.id = e.log_id
-          WHERE e.kind = $1 AND e.delivery_id = ANY($2)",
+        "SELECT e.delivery_id, l.name, e.seq FROM UNNEST($2::text[]) AS d(id)
+           JOIN log_entries e ON e.kind = $1 AND e.delivery_id = d.id
+           JOIN logs l ON l.id = e.log_id",
     )
     .bind(kind.to_string())
     .bind(delivery_ids)
@@ -123,7 +125,10 @@ pub struct PlacedEntry<'a> {
     pub entry_hash: Hash,
 }
 
-/// Inserts a run of consecutive entries of one log in a single statement.
+/// Inserts a run of consecutive entries of one log in a single statement. UNNEST yields rows
+/// in array order, which is seq order; were it ever not to, the chain trigger would refuse the
+/// insert rather than store a broken chain. (An ORDER BY here would sort multi-kilobyte rows,
+/// spilling to disk for large batches.)
 pub async fn insert_entries(
     conn: impl PgExecutor<'_>,
     log_id: i64,
@@ -167,8 +172,7 @@ pub async fn insert_entries(
              signature, body_sha256, body, body_readable)
          SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::bytea[], $5::bytea[],
              $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
-             $12::text[], $13::bytea[], $14::bytea[], $15::boolean[])
-         ORDER BY 2",
+             $12::text[], $13::bytea[], $14::bytea[], $15::boolean[])",
     )
     .bind(log_id)
     .bind(seq)

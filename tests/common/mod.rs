@@ -76,6 +76,20 @@ impl TestDb {
                 .await
                 .unwrap();
         if !exists {
+            // Templates of older migrations are of no further use.
+            let stale: Vec<String> = sqlx::query_scalar(
+                "SELECT datname::text FROM pg_database WHERE datname LIKE 'verdict\\_tmpl\\_%'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+            for old in stale {
+                conn.execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {old} WITH (FORCE)"
+                )))
+                .await
+                .unwrap();
+            }
             let building = format!("{template}_building");
             conn.execute(sqlx::AssertSqlSafe(format!(
                 "DROP DATABASE IF EXISTS {building} WITH (FORCE)"
