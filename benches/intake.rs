@@ -73,6 +73,64 @@ impl Server {
     }
 }
 
+/// (busy, all) CPU ticks of the whole machine (all cores), from /proc/stat.
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| cpu.get(i)).sum();
+    (busy, cpu.iter().take(8).sum())
+}
+
+/// CPU ticks (user + system) used so far by process `pid`.
+fn process_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_comm = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    // Fields after the command name: state ppid pgrp session tty_nr tpgid flags minflt
+    // cminflt majflt cmajflt utime stime (proc(5)); utime and stime are the 12th and 13th.
+    let f: Vec<&str> = after_comm.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    field(11) + field(12)
+}
+
+/// Where the CPU went during a phase: (server, load generator, everything else = PostgreSQL).
+#[derive(Clone, Copy)]
+struct CpuSplit {
+    server: f64,
+    client: f64,
+    rest: f64,
+    idle: f64,
+}
+
+fn cpu_snapshot(server_pid: u32) -> [u64; 4] {
+    let (busy, all) = machine_ticks();
+    [
+        busy,
+        all,
+        process_ticks(server_pid),
+        process_ticks(std::process::id()),
+    ]
+}
+
+/// Shares of all cores' time during a phase.
+fn cpu_split(before: [u64; 4], after: [u64; 4]) -> CpuSplit {
+    let d = |i: usize| after[i].saturating_sub(before[i]) as f64;
+    let all = d(1).max(1.0);
+    CpuSplit {
+        server: 100.0 * d(2) / all,
+        client: 100.0 * d(3) / all,
+        rest: 100.0 * (d(0) - d(2) - d(3)).max(0.0) / all,
+        idle: 100.0 * (d(1) - d(0)).max(0.0) / all,
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -303,12 +361,10 @@ async fn run() {
     let server = start_server(&url).await;
     // Warm-up: connections, caches.
     closed_loop(&server.base, presign(&payloads, 500, "warm"), concurrency).await;
-    let (max_rate, max_lat) = closed_loop(
-        &server.base,
-        presign(&payloads, deliveries, "max"),
-        concurrency,
-    )
-    .await;
+    let work = presign(&payloads, deliveries, "max");
+    let before = cpu_snapshot(server.child.id());
+    let (max_rate, max_lat) = closed_loop(&server.base, work, concurrency).await;
+    let cpu = cpu_split(before, cpu_snapshot(server.child.id()));
     let (_, hwm_max) = server.rss_kb();
 
     // Latency at a fixed offered load, with a fresh server so peak RSS is for this load.
@@ -323,6 +379,19 @@ async fn run() {
     let (_, hwm_rate) = server.rss_kb();
     drop(server);
 
+    let mut bench_conn = PgConnection::connect(&url).await.unwrap();
+    let scans: (i64, i64, i64) = sqlx::query_as(
+        "SELECT seq_scan, seq_tup_read, COALESCE(idx_scan, 0) FROM pg_stat_user_tables
+          WHERE relname = 'log_entries'",
+    )
+    .fetch_one(&mut bench_conn)
+    .await
+    .unwrap();
+    eprintln!(
+        "log_entries scans: seq {} (rows read {}), index {}",
+        scans.0, scans.1, scans.2
+    );
+    bench_conn.close().await.unwrap();
     let mut conn = PgConnection::connect(&admin).await.unwrap();
     let _ = conn
         .execute(sqlx::AssertSqlSafe(format!(
@@ -350,5 +419,9 @@ async fn run() {
     println!(
         "verdict max rate / ceiling: {:.0} %",
         100.0 * max_rate / ceiling_rate
+    );
+    println!(
+        "machine CPU busy during the max-rate run: verdict serve {:.0} %, load generator {:.0} %, PostgreSQL and the rest {:.0} %, idle {:.0} %",
+        cpu.server, cpu.client, cpu.rest, cpu.idle
     );
 }

@@ -101,12 +101,16 @@ pub async fn find_deliveries(
     kind: &str,
     delivery_ids: Vec<String>,
 ) -> sqlx::Result<Vec<(String, String, u64)>> {
-    // Driven from the ids so each is one unique-index probe, whatever plan is cached.
+    // Planned afresh each time (not persistent): a plan cached while the log was empty reads
+    // the whole delivery index, which made every batch slower as the log grew. LATERAL keeps
+    // each id one unique-index probe.
     let rows = sqlx::query(
         "SELECT e.delivery_id, l.name, e.seq FROM UNNEST($2::text[]) AS d(id)
-           JOIN log_entries e ON e.kind = $1 AND e.delivery_id = d.id
+           CROSS JOIN LATERAL (SELECT x.delivery_id, x.log_id, x.seq FROM log_entries x
+                                WHERE x.kind = $1 AND x.delivery_id = d.id) e
            JOIN logs l ON l.id = e.log_id",
     )
+    .persistent(false)
     .bind(kind.to_string())
     .bind(delivery_ids)
     .fetch_all(conn)
