@@ -80,6 +80,7 @@ pub async fn run(
         secrets: WebhookSecrets::from_list(&[DEMO_SECRET]),
         listen,
         max_connections: 4,
+        feature_label_prefix: verdict::projections::features::DEFAULT_LABEL_PREFIX.into(),
     })
     .await?;
     let base = format!("http://{}", running.addr);

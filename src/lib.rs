@@ -7,5 +7,6 @@
 pub mod db;
 pub mod intake;
 pub mod log;
+pub mod projections;
 pub mod server;
 pub mod web;

@@ -31,6 +31,8 @@ enum Command {
     Migrate(DbArgs),
     /// Recompute every hash of one log or all logs and print their heads.
     Verify(VerifyArgs),
+    /// Rebuild every projection (decision records, pull requests, features) from the log.
+    Reproject(ReprojectArgs),
     /// Start verdict on a private database and replay bundled real deliveries through it.
     Demo(DemoArgs),
 }
@@ -64,6 +66,18 @@ struct ServeArgs {
     /// Most database connections the server opens.
     #[arg(long, env = "VERDICT_DB_CONNECTIONS", default_value_t = 16)]
     db_connections: u32,
+    /// Label prefix that puts a PR in a feature (`feature: checkout`).
+    #[arg(long, env = "VERDICT_FEATURE_LABEL_PREFIX", default_value = verdict::projections::features::DEFAULT_LABEL_PREFIX)]
+    feature_label_prefix: String,
+}
+
+#[derive(Args)]
+struct ReprojectArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Label prefix that puts a PR in a feature.
+    #[arg(long, env = "VERDICT_FEATURE_LABEL_PREFIX", default_value = verdict::projections::features::DEFAULT_LABEL_PREFIX)]
+    feature_label_prefix: String,
 }
 
 #[derive(Args)]
@@ -120,6 +134,19 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(args) => verify(args).await,
+        Command::Reproject(args) => {
+            let db = open_db(&args.db, db::Migrations::Apply).await?;
+            let pool = db::app_pool(&db.url, 2).await?;
+            let projector =
+                verdict::projections::projector::Projector::new(pool, args.feature_label_prefix);
+            let done = projector.rebuild().await?;
+            println!(
+                "reprojected {} entries: {} decision records, {} entries not understood (kept in the log)",
+                done.entries, done.decisions, done.problems
+            );
+            stop_cluster(&db);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo(args) => {
             demo::run(
                 args.db.database_url.as_deref(),
@@ -161,6 +188,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         secrets,
         listen: args.listen,
         max_connections: args.db_connections,
+        feature_label_prefix: args.feature_label_prefix,
     })
     .await?;
     tracing::info!(

@@ -15,6 +15,8 @@ pub struct ServerConfig {
     pub secrets: WebhookSecrets,
     pub listen: SocketAddr,
     pub max_connections: u32,
+    /// Label prefix that puts a PR in a feature.
+    pub feature_label_prefix: String,
 }
 
 /// A bound, running server.
@@ -63,6 +65,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         secrets: config.secrets.clone(),
         sequencer: Sequencer::new(pool.clone()),
     };
+    // Projections follow the log in the background, never in the webhook's path.
+    let projector = crate::projections::projector::Projector::new(
+        pool.clone(),
+        config.feature_label_prefix.clone(),
+    )
+    .spawn(std::sync::Arc::new(tokio::sync::Notify::new()));
     let app = crate::web::router(pool, intake);
     let listener = TcpListener::bind(config.listen)
         .await
@@ -76,11 +84,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     })?;
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
-        axum::serve(listener, app)
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = stopped.await;
             })
-            .await
+            .await;
+        projector.abort();
+        served
     });
     Ok(RunningServer {
         addr,

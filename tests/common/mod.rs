@@ -141,6 +141,7 @@ impl TestDb {
             secrets: WebhookSecrets::from_list(secrets),
             listen: "127.0.0.1:0".parse().unwrap(),
             max_connections: 8,
+            feature_label_prefix: verdict::projections::features::DEFAULT_LABEL_PREFIX.into(),
         })
         .await
         .expect("server starts");

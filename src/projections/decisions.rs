@@ -1,0 +1,598 @@
+//! What one delivery means: the decision records it yields, the pull request state it shows,
+//! and the features it links. Pure functions over the payload, tolerant of missing fields
+//! (GitHub's payloads change under you); the raw JSON stays in the log either way.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::features::{self, FeatureLink};
+
+/// One decision record: something a person (or GitHub on their behalf) decided about a PR.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// `owner/name`.
+    pub repo: String,
+    pub repo_private: bool,
+    /// `None` for decisions about no single PR (issues, forced pushes).
+    pub pr_number: Option<i64>,
+    /// Stable kind names, e.g. `pr.merged`, `review.approved`; see [`KINDS`].
+    pub kind: String,
+    pub actor: Option<String>,
+    /// GitHub's own time for the decision (not when verdict received it).
+    pub occurred_at: DateTime<Utc>,
+    /// The commit the decision was about (reviewed commit, new head, merge commit...).
+    pub commit_sha: Option<String>,
+    /// Markdown written by a person (review or comment body).
+    pub body: Option<String>,
+    /// Kind-specific facts (label, reviewer, check conclusion...).
+    pub details: Value,
+}
+
+/// A pull request as a delivery shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PullRequestSnapshot {
+    pub repo: String,
+    pub repo_private: bool,
+    pub number: i64,
+    pub title: String,
+    pub author: Option<String>,
+    pub state: String,
+    pub draft: bool,
+    pub merged: bool,
+    pub merged_by: Option<String>,
+    pub merged_at: Option<DateTime<Utc>>,
+    pub merge_commit_sha: Option<String>,
+    pub head_sha: Option<String>,
+    pub base_ref: Option<String>,
+    pub html_url: Option<String>,
+    pub body: Option<String>,
+    /// GitHub's `updated_at`: a snapshot only replaces an older one.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Everything projected from one delivery.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Projected {
+    pub decisions: Vec<Decision>,
+    pub pull_request: Option<PullRequestSnapshot>,
+    pub features: Vec<FeatureLink>,
+}
+
+/// Every decision kind verdict records.
+pub const KINDS: &[&str] = &[
+    "pr.opened",
+    "pr.edited",
+    "pr.merged",
+    "pr.closed",
+    "pr.reopened",
+    "pr.synchronize",
+    "pr.ready_for_review",
+    "pr.converted_to_draft",
+    "pr.review_requested",
+    "pr.review_request_removed",
+    "pr.labeled",
+    "pr.unlabeled",
+    "pr.milestoned",
+    "pr.demilestoned",
+    "pr.auto_merge_enabled",
+    "pr.auto_merge_disabled",
+    "pr.enqueued",
+    "pr.dequeued",
+    "review.approved",
+    "review.changes_requested",
+    "review.commented",
+    "review.edited",
+    "review.dismissed",
+    "review_comment.created",
+    "review_comment.edited",
+    "review_comment.deleted",
+    "review_thread.resolved",
+    "review_thread.unresolved",
+    "comment.created",
+    "comment.edited",
+    "comment.deleted",
+    "issue.opened",
+    "issue.closed",
+    "issue.reopened",
+    "issue.edited",
+    "check.success",
+    "check.failure",
+    "check.pending",
+    "check.neutral",
+    "check.cancelled",
+    "check.skipped",
+    "check.timed_out",
+    "check.action_required",
+    "check.stale",
+    "check.error",
+    "push.forced",
+];
+
+/// Why a delivery could not be projected. It stays in the log; the projector reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProjectError {
+    #[error("body is not JSON")]
+    NotJson,
+    #[error("{event} payload lacks {field}")]
+    Missing { event: String, field: &'static str },
+}
+
+fn s(v: &Value, ptr: &str) -> Option<String> {
+    v.pointer(ptr).and_then(Value::as_str).map(str::to_string)
+}
+
+fn time(v: &Value, ptr: &str) -> Option<DateTime<Utc>> {
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn missing(event: &str, field: &'static str) -> ProjectError {
+    ProjectError::Missing {
+        event: event.to_string(),
+        field,
+    }
+}
+
+/// Projects one delivery. Events verdict does not interpret project to nothing.
+/// `label_prefix` is the label prefix that puts a PR in a feature.
+pub fn project(
+    event: &str,
+    body: &[u8],
+    received_at: DateTime<Utc>,
+    label_prefix: &str,
+) -> Result<Projected, ProjectError> {
+    let payload: Value = serde_json::from_slice(body).map_err(|_| ProjectError::NotJson)?;
+    let action = s(&payload, "/action").unwrap_or_default();
+    match event {
+        "pull_request" => pull_request(&payload, &action, received_at, label_prefix),
+        "pull_request_review" => review(&payload, &action, received_at, label_prefix),
+        "pull_request_review_comment" => review_comment(&payload, &action, received_at),
+        "pull_request_review_thread" => review_thread(&payload, &action, received_at),
+        "issue_comment" => issue_comment(&payload, &action, received_at),
+        "issues" => issue(&payload, &action, received_at),
+        "check_suite" | "check_run" => check(event, &payload, received_at),
+        "status" => status(&payload, received_at),
+        "push" => push(&payload, received_at),
+        _ => Ok(Projected::default()),
+    }
+}
+
+struct Repo {
+    name: String,
+    private: bool,
+}
+
+fn repo(event: &str, p: &Value) -> Result<Repo, ProjectError> {
+    Ok(Repo {
+        name: s(p, "/repository/full_name")
+            .ok_or_else(|| missing(event, "repository.full_name"))?,
+        private: p
+            .pointer("/repository/private")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+    })
+}
+
+fn snapshot(repo: &Repo, pr: &Value, fallback_time: DateTime<Utc>) -> Option<PullRequestSnapshot> {
+    let number = pr.get("number")?.as_i64()?;
+    Some(PullRequestSnapshot {
+        repo: repo.name.clone(),
+        repo_private: repo.private,
+        number,
+        title: s(pr, "/title").unwrap_or_default(),
+        author: s(pr, "/user/login"),
+        state: s(pr, "/state").unwrap_or_else(|| "open".into()),
+        draft: pr.get("draft").and_then(Value::as_bool).unwrap_or(false),
+        merged: pr.get("merged").and_then(Value::as_bool).unwrap_or(false),
+        merged_by: s(pr, "/merged_by/login"),
+        merged_at: time(pr, "/merged_at"),
+        merge_commit_sha: s(pr, "/merge_commit_sha"),
+        head_sha: s(pr, "/head/sha"),
+        base_ref: s(pr, "/base/ref"),
+        html_url: s(pr, "/html_url"),
+        body: s(pr, "/body"),
+        updated_at: time(pr, "/updated_at").unwrap_or(fallback_time),
+    })
+}
+
+fn pull_request(
+    p: &Value,
+    action: &str,
+    received: DateTime<Utc>,
+    label_prefix: &str,
+) -> Result<Projected, ProjectError> {
+    let repo = repo("pull_request", p)?;
+    let pr = p
+        .get("pull_request")
+        .ok_or_else(|| missing("pull_request", "pull_request"))?;
+    let snap = snapshot(&repo, pr, received)
+        .ok_or_else(|| missing("pull_request", "pull_request.number"))?;
+    const DECISIVE: [&str; 17] = [
+        "opened",
+        "edited",
+        "closed",
+        "reopened",
+        "synchronize",
+        "ready_for_review",
+        "converted_to_draft",
+        "review_requested",
+        "review_request_removed",
+        "labeled",
+        "unlabeled",
+        "milestoned",
+        "demilestoned",
+        "auto_merge_enabled",
+        "auto_merge_disabled",
+        "enqueued",
+        "dequeued",
+    ];
+    if !DECISIVE.contains(&action) {
+        // Assignment, locking and the like are no decisions, but still show the PR's state.
+        let features = features::links_of_pull_request(&repo.name, pr, label_prefix);
+        return Ok(Projected {
+            decisions: Vec::new(),
+            pull_request: Some(snap),
+            features,
+        });
+    }
+    let merged = action == "closed" && snap.merged;
+    let kind = match action {
+        "closed" if merged => "pr.merged".to_string(),
+        "closed" => "pr.closed".to_string(),
+        other => format!("pr.{other}"),
+    };
+    let occurred_at = match action {
+        "opened" => time(pr, "/created_at"),
+        "closed" if merged => time(pr, "/merged_at"),
+        "closed" => time(pr, "/closed_at"),
+        _ => time(pr, "/updated_at"),
+    }
+    .unwrap_or(received);
+    let actor = if merged {
+        snap.merged_by.clone().or_else(|| s(p, "/sender/login"))
+    } else {
+        s(p, "/sender/login")
+    };
+    let commit_sha = match action {
+        "closed" if merged => snap.merge_commit_sha.clone(),
+        "synchronize" => s(p, "/after").or_else(|| snap.head_sha.clone()),
+        _ => snap.head_sha.clone(),
+    };
+    let mut details = serde_json::Map::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            details.insert(k.to_string(), Value::String(v));
+        }
+    };
+    put("label", s(p, "/label/name"));
+    put("requested_reviewer", s(p, "/requested_reviewer/login"));
+    put("requested_team", s(p, "/requested_team/name"));
+    put(
+        "milestone",
+        s(p, "/milestone/title").filter(|_| action.contains("milestone")),
+    );
+    put("before", s(p, "/before"));
+    put("after", s(p, "/after"));
+    put("head_sha", snap.head_sha.clone());
+    put("title", Some(snap.title.clone()));
+    let decision = Decision {
+        repo: repo.name.clone(),
+        repo_private: repo.private,
+        pr_number: Some(snap.number),
+        kind,
+        actor,
+        occurred_at,
+        commit_sha,
+        body: None,
+        details: Value::Object(details),
+    };
+    let features = features::links_of_pull_request(&repo.name, pr, label_prefix);
+    Ok(Projected {
+        decisions: vec![decision],
+        pull_request: Some(snap),
+        features,
+    })
+}
+
+fn review(
+    p: &Value,
+    action: &str,
+    received: DateTime<Utc>,
+    label_prefix: &str,
+) -> Result<Projected, ProjectError> {
+    let repo = repo("pull_request_review", p)?;
+    let pr = p
+        .get("pull_request")
+        .ok_or_else(|| missing("pull_request_review", "pull_request"))?;
+    let number = pr
+        .get("number")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| missing("pull_request_review", "pull_request.number"))?;
+    let r = p
+        .get("review")
+        .ok_or_else(|| missing("pull_request_review", "review"))?;
+    let state = s(r, "/state").unwrap_or_default().to_ascii_lowercase();
+    let kind = match action {
+        "submitted" => match state.as_str() {
+            "approved" => "review.approved",
+            "changes_requested" => "review.changes_requested",
+            _ => "review.commented",
+        },
+        "dismissed" => "review.dismissed",
+        "edited" => "review.edited",
+        _ => return Ok(Projected::default()),
+    };
+    let occurred_at = match action {
+        "submitted" => time(r, "/submitted_at"),
+        _ => None,
+    }
+    .or_else(|| time(pr, "/updated_at"))
+    .unwrap_or(received);
+    let mut details = serde_json::json!({"review_id": r.get("id"), "state": state});
+    if action == "dismissed" {
+        details["dismissed_by"] = serde_json::json!(s(p, "/sender/login"));
+    }
+    Ok(Projected {
+        decisions: vec![Decision {
+            repo: repo.name.clone(),
+            repo_private: repo.private,
+            pr_number: Some(number),
+            kind: kind.into(),
+            actor: s(r, "/user/login").or_else(|| s(p, "/sender/login")),
+            occurred_at,
+            commit_sha: s(r, "/commit_id"),
+            body: s(r, "/body").filter(|b| !b.is_empty()),
+            details,
+        }],
+        pull_request: snapshot(&repo, pr, received),
+        features: features::links_of_pull_request(&repo.name, pr, label_prefix),
+    })
+}
+
+fn review_comment(
+    p: &Value,
+    action: &str,
+    received: DateTime<Utc>,
+) -> Result<Projected, ProjectError> {
+    let repo = repo("pull_request_review_comment", p)?;
+    let pr = p
+        .get("pull_request")
+        .ok_or_else(|| missing("pull_request_review_comment", "pull_request"))?;
+    let number = pr
+        .get("number")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| missing("pull_request_review_comment", "pull_request.number"))?;
+    let c = p
+        .get("comment")
+        .ok_or_else(|| missing("pull_request_review_comment", "comment"))?;
+    let occurred_at = match action {
+        "created" => time(c, "/created_at"),
+        _ => time(c, "/updated_at"),
+    }
+    .unwrap_or(received);
+    Ok(Projected {
+        decisions: vec![Decision {
+            repo: repo.name.clone(),
+            repo_private: repo.private,
+            pr_number: Some(number),
+            kind: format!("review_comment.{action}"),
+            actor: s(c, "/user/login"),
+            occurred_at,
+            commit_sha: s(c, "/commit_id"),
+            body: s(c, "/body"),
+            details: serde_json::json!({"path": s(c, "/path"), "comment_id": c.get("id"), "html_url": s(c, "/html_url")}),
+        }],
+        pull_request: snapshot(&repo, pr, received),
+        features: Vec::new(),
+    })
+}
+
+fn review_thread(
+    p: &Value,
+    action: &str,
+    received: DateTime<Utc>,
+) -> Result<Projected, ProjectError> {
+    let repo = repo("pull_request_review_thread", p)?;
+    let pr = p
+        .get("pull_request")
+        .ok_or_else(|| missing("pull_request_review_thread", "pull_request"))?;
+    let number = pr
+        .get("number")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| missing("pull_request_review_thread", "pull_request.number"))?;
+    let last_comment_time = p
+        .pointer("/thread/comments")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().filter_map(|c| time(c, "/updated_at")).max());
+    Ok(Projected {
+        decisions: vec![Decision {
+            repo: repo.name.clone(),
+            repo_private: repo.private,
+            pr_number: Some(number),
+            kind: format!("review_thread.{action}"),
+            actor: s(p, "/sender/login"),
+            occurred_at: time(pr, "/updated_at")
+                .or(last_comment_time)
+                .unwrap_or(received),
+            commit_sha: None,
+            body: None,
+            details: serde_json::json!({"node_id": s(p, "/thread/node_id")}),
+        }],
+        pull_request: snapshot(&repo, pr, received),
+        features: Vec::new(),
+    })
+}
+
+fn issue_comment(
+    p: &Value,
+    action: &str,
+    received: DateTime<Utc>,
+) -> Result<Projected, ProjectError> {
+    // Comments on plain issues are not PR decisions.
+    if p.pointer("/issue/pull_request").is_none() {
+        return Ok(Projected::default());
+    }
+    let repo = repo("issue_comment", p)?;
+    let number = p
+        .pointer("/issue/number")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| missing("issue_comment", "issue.number"))?;
+    let c = p
+        .get("comment")
+        .ok_or_else(|| missing("issue_comment", "comment"))?;
+    let occurred_at = match action {
+        "created" => time(c, "/created_at"),
+        _ => time(c, "/updated_at"),
+    }
+    .unwrap_or(received);
+    Ok(Projected {
+        decisions: vec![Decision {
+            repo: repo.name,
+            repo_private: repo.private,
+            pr_number: Some(number),
+            kind: format!("comment.{action}"),
+            actor: s(c, "/user/login"),
+            occurred_at,
+            commit_sha: None,
+            body: s(c, "/body"),
+            details: serde_json::json!({"comment_id": c.get("id"), "html_url": s(c, "/html_url")}),
+        }],
+        pull_request: None,
+        features: Vec::new(),
+    })
+}
+
+fn issue(p: &Value, action: &str, received: DateTime<Utc>) -> Result<Projected, ProjectError> {
+    let repo = repo("issues", p)?;
+    let i = p.get("issue").ok_or_else(|| missing("issues", "issue"))?;
+    let number = i
+        .get("number")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| missing("issues", "issue.number"))?;
+    if !matches!(action, "opened" | "closed" | "reopened" | "edited") {
+        return Ok(Projected::default());
+    }
+    let occurred_at = match action {
+        "opened" => time(i, "/created_at"),
+        "closed" => time(i, "/closed_at"),
+        _ => time(i, "/updated_at"),
+    }
+    .unwrap_or(received);
+    let title = s(i, "/title").unwrap_or_default();
+    Ok(Projected {
+        decisions: vec![Decision {
+            repo: repo.name.clone(),
+            repo_private: repo.private,
+            pr_number: None,
+            kind: format!("issue.{action}"),
+            actor: s(p, "/sender/login"),
+            occurred_at,
+            commit_sha: None,
+            body: None,
+            details: serde_json::json!({"issue": number, "title": title, "feature": features::issue_key(number)}),
+        }],
+        pull_request: None,
+        features: vec![FeatureLink::issue_title(&repo.name, number, &title)],
+    })
+}
+
+fn check(event: &str, p: &Value, received: DateTime<Utc>) -> Result<Projected, ProjectError> {
+    let repo = repo(event, p)?;
+    let c = p.get(event).ok_or_else(|| missing(event, "check object"))?;
+    let status = s(c, "/status").unwrap_or_default();
+    let conclusion = s(c, "/conclusion");
+    let outcome = match (status.as_str(), conclusion.as_deref()) {
+        ("completed", Some(c)) => c.to_string(),
+        _ => "pending".to_string(),
+    };
+    let occurred_at = time(c, "/completed_at")
+        .or_else(|| time(c, "/updated_at"))
+        .or_else(|| time(c, "/started_at"))
+        .unwrap_or(received);
+    let name = s(c, "/name").or_else(|| s(c, "/app/name"));
+    let prs: Vec<i64> = c
+        .get("pull_requests")
+        .and_then(Value::as_array)
+        .map(|prs| {
+            prs.iter()
+                .filter_map(|pr| pr.get("number").and_then(Value::as_i64))
+                .collect()
+        })
+        .unwrap_or_default();
+    let targets: Vec<Option<i64>> = if prs.is_empty() {
+        vec![None]
+    } else {
+        prs.into_iter().map(Some).collect()
+    };
+    Ok(Projected {
+        decisions: targets
+            .into_iter()
+            .map(|pr_number| Decision {
+                repo: repo.name.clone(),
+                repo_private: repo.private,
+                pr_number,
+                kind: format!("check.{outcome}"),
+                actor: s(c, "/app/slug").or_else(|| s(p, "/sender/login")),
+                occurred_at,
+                commit_sha: s(c, "/head_sha"),
+                body: None,
+                details: serde_json::json!({"source": event, "name": name, "status": status, "conclusion": conclusion}),
+            })
+            .collect(),
+        pull_request: None,
+        features: Vec::new(),
+    })
+}
+
+fn status(p: &Value, received: DateTime<Utc>) -> Result<Projected, ProjectError> {
+    let repo = repo("status", p)?;
+    let state = s(p, "/state").unwrap_or_else(|| "pending".into());
+    Ok(Projected {
+        decisions: vec![Decision {
+            repo: repo.name,
+            repo_private: repo.private,
+            pr_number: None,
+            kind: format!("check.{state}"),
+            actor: s(p, "/sender/login"),
+            occurred_at: time(p, "/updated_at")
+                .or_else(|| time(p, "/created_at"))
+                .unwrap_or(received),
+            commit_sha: s(p, "/sha"),
+            body: None,
+            details: serde_json::json!({"source": "status", "context": s(p, "/context"), "description": s(p, "/description")}),
+        }],
+        pull_request: None,
+        features: Vec::new(),
+    })
+}
+
+fn push(p: &Value, received: DateTime<Utc>) -> Result<Projected, ProjectError> {
+    if p.get("forced").and_then(Value::as_bool) != Some(true) {
+        return Ok(Projected::default());
+    }
+    let repo = repo("push", p)?;
+    let pushed_at = p
+        .pointer("/repository/pushed_at")
+        .and_then(Value::as_i64)
+        .and_then(|t| DateTime::from_timestamp(t, 0));
+    Ok(Projected {
+        decisions: vec![Decision {
+            repo: repo.name.clone(),
+            repo_private: repo.private,
+            pr_number: None,
+            kind: "push.forced".into(),
+            actor: s(p, "/pusher/name").or_else(|| s(p, "/sender/login")),
+            occurred_at: time(p, "/head_commit/timestamp")
+                .or(pushed_at)
+                .unwrap_or(received),
+            commit_sha: s(p, "/after"),
+            body: None,
+            details: serde_json::json!({"ref": s(p, "/ref"), "before": s(p, "/before"), "after": s(p, "/after"),
+                                        "default_branch": s(p, "/repository/default_branch")}),
+        }],
+        pull_request: None,
+        features: Vec::new(),
+    })
+}

@@ -1,0 +1,6 @@
+//! Projections: decision records, pull requests and features derived from the log. They are
+//! disposable: `verdict reproject` rebuilds them from the log alone.
+
+pub mod decisions;
+pub mod features;
+pub mod projector;

@@ -1,0 +1,399 @@
+//! Decision records from real payloads, and the projector over a real log: ordering, features,
+//! unreadable entries and `reproject`.
+
+mod common;
+
+use chrono::{DateTime, Utc};
+use common::{SECRET, TestDb, fixture, fixture_payloads};
+use serde_json::{Value, json};
+use sqlx::Row;
+use verdict::projections::decisions::{Decision, KINDS, project};
+use verdict::projections::features::DEFAULT_LABEL_PREFIX;
+use verdict::projections::projector::{Projector, backlog};
+
+fn json_fixture(rel: &str) -> Value {
+    serde_json::from_slice(&fixture(rel)).unwrap()
+}
+
+fn one(event: &str, payload: &Value) -> Decision {
+    let p = project(
+        event,
+        &serde_json::to_vec(payload).unwrap(),
+        Utc::now(),
+        DEFAULT_LABEL_PREFIX,
+    )
+    .unwrap();
+    assert_eq!(p.decisions.len(), 1, "{event}: {:?}", p.decisions);
+    let d = p.decisions.into_iter().next().unwrap();
+    assert!(
+        KINDS.contains(&d.kind.as_str()),
+        "undocumented kind {}",
+        d.kind
+    );
+    d
+}
+
+fn at(t: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc)
+}
+
+/// A merged copy of the real `closed` payload (none of GitHub's examples is a merge).
+fn merged_pr() -> Value {
+    let mut p = json_fixture("pull_request/closed.1.json");
+    let pr = &mut p["pull_request"];
+    pr["merged"] = json!(true);
+    pr["merged_at"] = json!("2019-05-15T15:21:18Z");
+    pr["merged_by"] = json!({"login": "Octocat"});
+    pr["merge_commit_sha"] = json!("c4295bd74fb0f4fda03689c3df3f2803b658fd85");
+    p
+}
+
+#[test]
+fn every_real_payload_of_an_interpreted_event_projects() {
+    for (event, path) in fixture_payloads() {
+        let body = std::fs::read(&path).unwrap();
+        let projected = project(&event, &body, Utc::now(), DEFAULT_LABEL_PREFIX);
+        assert!(
+            projected.is_ok(),
+            "{}: {:?}",
+            path.display(),
+            projected.err()
+        );
+        for d in projected.unwrap().decisions {
+            assert!(
+                KINDS.contains(&d.kind.as_str()),
+                "{}: undocumented kind {}",
+                path.display(),
+                d.kind
+            );
+        }
+    }
+}
+
+#[test]
+fn pull_request_lifecycle_decisions() {
+    let opened = one("pull_request", &json_fixture("pull_request/opened.1.json"));
+    assert_eq!(
+        (opened.kind.as_str(), opened.pr_number, opened.repo.as_str()),
+        ("pr.opened", Some(2), "Codertocat/Hello-World")
+    );
+    assert_eq!(opened.occurred_at, at("2019-05-15T15:20:33Z"));
+    assert_eq!(opened.actor.as_deref(), Some("Codertocat"));
+
+    let closed = one("pull_request", &json_fixture("pull_request/closed.1.json"));
+    assert_eq!(closed.kind, "pr.closed");
+
+    let merged = one("pull_request", &merged_pr());
+    assert_eq!(merged.kind, "pr.merged");
+    assert_eq!(merged.actor.as_deref(), Some("Octocat"));
+    assert_eq!(
+        merged.commit_sha.as_deref(),
+        Some("c4295bd74fb0f4fda03689c3df3f2803b658fd85")
+    );
+    assert_eq!(merged.occurred_at, at("2019-05-15T15:21:18Z"));
+
+    let sync = json_fixture("pull_request/synchronize.1.json");
+    let d = one("pull_request", &sync);
+    assert_eq!(d.kind, "pr.synchronize");
+    assert_eq!(d.commit_sha.as_deref(), sync["after"].as_str());
+
+    let labeled = one("pull_request", &json_fixture("pull_request/labeled.1.json"));
+    assert_eq!(
+        (labeled.kind.as_str(), labeled.details["label"].as_str()),
+        ("pr.labeled", Some("bug"))
+    );
+    let requested = one(
+        "pull_request",
+        &json_fixture("pull_request/review_requested.1.json"),
+    );
+    assert_eq!(requested.kind, "pr.review_requested");
+    assert!(
+        requested.details.get("requested_reviewer").is_some()
+            || requested.details.get("requested_team").is_some()
+    );
+    for action in [
+        "reopened",
+        "ready_for_review",
+        "converted_to_draft",
+        "unlabeled",
+        "review_request_removed",
+    ] {
+        let d = one(
+            "pull_request",
+            &json_fixture(&format!("pull_request/{action}.1.json")),
+        );
+        assert_eq!(d.kind, format!("pr.{action}"));
+    }
+}
+
+#[test]
+fn review_decisions_carry_the_reviewed_commit() {
+    let commented = json_fixture("pull_request_review/submitted.1.json");
+    let d = one("pull_request_review", &commented);
+    assert_eq!(d.kind, "review.commented");
+    assert_eq!(
+        d.commit_sha.as_deref(),
+        Some("ec26c3e57ca3a959ca5aad62de7213c562f8c821")
+    );
+    assert_eq!(d.occurred_at, at("2019-05-15T15:20:38Z"));
+    for (state, kind) in [
+        ("approved", "review.approved"),
+        ("changes_requested", "review.changes_requested"),
+        ("APPROVED", "review.approved"),
+    ] {
+        let mut p = commented.clone();
+        p["review"]["state"] = json!(state);
+        p["review"]["body"] = json!("LGTM");
+        let d = one("pull_request_review", &p);
+        assert_eq!(d.kind, kind);
+        assert_eq!(d.body.as_deref(), Some("LGTM"));
+    }
+    let dismissed = one(
+        "pull_request_review",
+        &json_fixture("pull_request_review/dismissed.1.json"),
+    );
+    assert_eq!(dismissed.kind, "review.dismissed");
+}
+
+#[test]
+fn comments_threads_checks_issues_and_forced_pushes() {
+    let rc = one(
+        "pull_request_review_comment",
+        &json_fixture("pull_request_review_comment/created.1.json"),
+    );
+    assert_eq!(rc.kind, "review_comment.created");
+    assert!(rc.body.is_some() && rc.commit_sha.is_some() && rc.details["path"].is_string());
+    assert_eq!(
+        one(
+            "pull_request_review_thread",
+            &json_fixture("pull_request_review_thread/resolved.1.json")
+        )
+        .kind,
+        "review_thread.resolved"
+    );
+    assert_eq!(
+        one(
+            "pull_request_review_thread",
+            &json_fixture("pull_request_review_thread/unresolved.1.json")
+        )
+        .kind,
+        "review_thread.unresolved"
+    );
+
+    // A comment on a plain issue is no PR decision; the same comment on a PR is.
+    let mut comment = json_fixture("issue_comment/created.1.json");
+    let none = project(
+        "issue_comment",
+        &serde_json::to_vec(&comment).unwrap(),
+        Utc::now(),
+        DEFAULT_LABEL_PREFIX,
+    )
+    .unwrap();
+    assert!(none.decisions.is_empty());
+    comment["issue"]["pull_request"] =
+        json!({"url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/1"});
+    let c = one("issue_comment", &comment);
+    assert_eq!((c.kind.as_str(), c.pr_number), ("comment.created", Some(1)));
+
+    let issue = project(
+        "issues",
+        &fixture("issues/opened.1.json"),
+        Utc::now(),
+        DEFAULT_LABEL_PREFIX,
+    )
+    .unwrap();
+    assert_eq!(issue.decisions[0].kind, "issue.opened");
+    assert_eq!(issue.features[0].key, "issue-1");
+
+    let suite = one("check_suite", &json_fixture("check_suite/completed.1.json"));
+    assert_eq!(suite.kind, "check.success");
+    assert!(suite.commit_sha.is_some());
+    assert_eq!(
+        one("status", &json_fixture("status/event.1.json")).kind,
+        "check.success"
+    );
+
+    let mut push = json_fixture("push/event.1.json");
+    assert!(
+        project(
+            "push",
+            &serde_json::to_vec(&push).unwrap(),
+            Utc::now(),
+            DEFAULT_LABEL_PREFIX
+        )
+        .unwrap()
+        .decisions
+        .is_empty()
+    );
+    push["forced"] = json!(true);
+    let forced = one("push", &push);
+    assert_eq!(forced.kind, "push.forced");
+    assert_eq!(forced.commit_sha.as_deref(), push["after"].as_str());
+}
+
+async fn table_dump(pool: &sqlx::PgPool) -> Vec<String> {
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT log_id, seq, ordinal, repo, pr_number, kind, actor, occurred_at::text, commit_sha, body, details::text FROM decisions ORDER BY 1, 2, 3",
+        "SELECT repo, number, title, state, merged, merged_by, head_sha, updated_at::text FROM pull_requests ORDER BY 1, 2",
+        "SELECT repo, key, title FROM features ORDER BY 1, 2",
+        "SELECT repo, key, pr_repo, pr_number, source FROM feature_pull_requests ORDER BY 1, 2, 3, 4, 5",
+        "SELECT log_id, seq, problem FROM projection_problems ORDER BY 1, 2",
+    ] {
+        for row in sqlx::query(sql).fetch_all(pool).await.unwrap() {
+            let cols: Vec<String> = (0..row.len())
+                .map(|i| {
+                    row.try_get::<Option<String>, _>(i)
+                        .map(|v| v.unwrap_or_default())
+                        .or_else(|_| row.try_get::<Option<i64>, _>(i).map(|v| format!("{v:?}")))
+                        .or_else(|_| row.try_get::<Option<i32>, _>(i).map(|v| format!("{v:?}")))
+                        .or_else(|_| row.try_get::<Option<bool>, _>(i).map(|v| format!("{v:?}")))
+                        .unwrap()
+                })
+                .collect();
+            out.push(cols.join("|"));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_projector_orders_by_github_time_links_features_survives_garbage_and_reprojects_identically()
+ {
+    let db = TestDb::new().await;
+    let server = db.server(&[SECRET]).await;
+
+    let mut opened = json_fixture("pull_request/opened.1.json");
+    opened["pull_request"]["body"] = json!("This adds the greeting.\n\nFixes #1");
+    opened["pull_request"]["labels"] = json!([{"name": "feature: Greetings"}]);
+    let mut approved = json_fixture("pull_request_review/submitted.1.json");
+    approved["review"]["state"] = json!("approved");
+    let story: Vec<(&str, Value)> = vec![
+        // The review arrives before the PR's "opened": it must still sort after it.
+        ("pull_request_review", approved),
+        ("pull_request", opened),
+        ("issues", json_fixture("issues/opened.1.json")),
+        ("pull_request", merged_pr()),
+    ];
+    for (i, (event, payload)) in story.iter().enumerate() {
+        let res = server
+            .deliver(
+                event,
+                &format!("story-{i}"),
+                &serde_json::to_vec(payload).unwrap(),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    let res = server
+        .deliver("pull_request", "garbage", b"{\"action\": \"opened\"")
+        .await;
+    assert_eq!(res.status(), 201);
+    server.shutdown().await;
+
+    let pool = db.app_pool().await;
+    let projector = Projector::new(pool.clone(), DEFAULT_LABEL_PREFIX);
+    let done = projector.catch_up().await.unwrap();
+    assert_eq!(done.entries, 5);
+    assert_eq!(
+        done.problems, 1,
+        "the unreadable body is reported, not fatal"
+    );
+    assert_eq!(backlog(&pool).await.unwrap(), 0);
+
+    let kinds: Vec<String> = sqlx::query_scalar(
+        "SELECT kind FROM decisions WHERE repo = 'Codertocat/Hello-World' AND pr_number = 2
+          ORDER BY occurred_at, log_id, seq, ordinal",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(kinds, ["pr.opened", "review.approved", "pr.merged"]);
+
+    let pr: (String, bool, Option<String>) =
+        sqlx::query_as("SELECT state, merged, merged_by FROM pull_requests WHERE number = 2")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        pr,
+        ("closed".to_string(), true, Some("Octocat".to_string()))
+    );
+
+    // The merged state's body no longer says "Fixes #1" nor carries the label: the PR's
+    // features follow its newest state; the issue's feature remains, titled by the issue.
+    let features: Vec<(String, String)> =
+        sqlx::query_as("SELECT key, title FROM features ORDER BY key")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(
+        features.contains(&(
+            "issue-1".into(),
+            "#1 Spelling error in the README file".into()
+        )),
+        "{features:?}"
+    );
+    assert!(
+        features.iter().any(|(k, _)| k == "greetings"),
+        "{features:?}"
+    );
+
+    let problems: Vec<String> = sqlx::query_scalar("SELECT problem FROM projection_problems")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(problems, ["body is not JSON"]);
+
+    // Catching up again changes nothing; rebuilding from the log gives the same tables.
+    let before = table_dump(&pool).await;
+    assert_eq!(projector.catch_up().await.unwrap().entries, 0);
+    let rebuilt = projector.rebuild().await.unwrap();
+    assert_eq!(rebuilt.entries, 5);
+    assert_eq!(table_dump(&pool).await, before);
+    assert!(before.len() >= 8, "the dump compares real rows: {before:?}");
+}
+
+#[tokio::test]
+async fn serve_projects_in_the_background_and_reproject_cli_rebuilds() {
+    let db = TestDb::new().await;
+    let server = db.server(&[SECRET]).await;
+    let res = server
+        .deliver(
+            "pull_request",
+            "bg-1",
+            &fixture("pull_request/opened.1.json"),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let pool = db.app_pool().await;
+    let mut projected = false;
+    for _ in 0..100 {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM decisions")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if n == 1 {
+            projected = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(projected, "serve's projector did not pick up the delivery");
+    server.shutdown().await;
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args(["reproject", "--database-url", &db.url])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("reprojected 1 entries: 1 decision records"),
+        "{stdout}"
+    );
+}
