@@ -11,6 +11,15 @@ use verdict::intake::signature::sign;
 use verdict::log::verify::verify_log;
 use verdict::server::{self, ServerConfig};
 
+/// repo, PR, kind, actor, time: one line of the demo's decision listing.
+type DecisionLine = (
+    String,
+    Option<i64>,
+    String,
+    Option<String>,
+    chrono::DateTime<chrono::Utc>,
+);
+
 /// The secret the demo signs with; the demo server accepts only it.
 const DEMO_SECRET: &str = "verdict-demo-secret";
 
@@ -113,6 +122,27 @@ pub async fn run(
     for head in verdict::log::store::heads(&pool).await? {
         let verified = verify_log(&pool, &head.name, None, |_, _| {}).await?;
         println!("  ok {verified}");
+    }
+    // The projector runs in the server's background; wait for it to reach the log's head.
+    for _ in 0..100 {
+        if verdict::projections::projector::backlog(&pool).await? == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    println!("\ndecision records derived from the log (in GitHub's time order):");
+    let rows: Vec<DecisionLine> = sqlx::query_as(
+        "SELECT repo, pr_number, kind, actor, occurred_at FROM decisions
+          ORDER BY occurred_at, log_id, seq, ordinal",
+    )
+    .fetch_all(&pool)
+    .await?;
+    for (repo, pr, kind, actor, at) in rows {
+        let pr = pr.map(|n| format!("#{n}")).unwrap_or_default();
+        println!(
+            "  {at}  {repo}{pr:<5} {kind:<26} {}",
+            actor.unwrap_or_default()
+        );
     }
     println!("\nhealth: {base}/healthz");
     println!("re-check any time with: verdict verify");
