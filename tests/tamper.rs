@@ -163,20 +163,9 @@ async fn a_consistently_rewritten_history_is_caught_given_an_earlier_head() {
             e.body = b"{\"rewritten\": true}".to_vec();
         }
         let body_sha = verdict::log::entry::body_hash(&e.body);
-        let fields = verdict::log::entry::EntryFields {
-            log_name: LOG,
-            seq: e.seq,
-            prev_hash: prev,
-            received_at: e.received_at,
-            kind: &e.kind,
-            delivery_id: &e.delivery_id,
-            event: &e.event,
-            hook_id: e.hook_id.as_deref(),
-            installation_target_type: e.installation_target_type.as_deref(),
-            installation_target_id: e.installation_target_id.as_deref(),
-            signature: e.signature.as_deref(),
-            body_sha256: body_sha,
-        };
+        let mut fields = e.fields(LOG);
+        fields.prev_hash = prev;
+        fields.body_sha256 = body_sha;
         let hash = fields.entry_hash();
         sqlx::query("UPDATE log_entries SET body = $1, body_sha256 = $2, prev_hash = $3, entry_hash = $4 WHERE seq = $5")
             .bind(e.body.clone())

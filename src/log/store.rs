@@ -243,6 +243,26 @@ pub struct StoredEntry {
 }
 
 impl StoredEntry {
+    /// The hashed fields as stored (malformed stored hashes read as all-0xff, which never
+    /// verifies), for recomputing this entry's hash.
+    pub fn fields<'a>(&'a self, log_name: &'a str) -> EntryFields<'a> {
+        let hash = |b: &[u8]| b.try_into().unwrap_or([0xff; 32]);
+        EntryFields {
+            log_name,
+            seq: self.seq,
+            prev_hash: hash(&self.prev_hash),
+            received_at: self.received_at,
+            kind: &self.kind,
+            delivery_id: &self.delivery_id,
+            event: &self.event,
+            hook_id: self.hook_id.as_deref(),
+            installation_target_type: self.installation_target_type.as_deref(),
+            installation_target_id: self.installation_target_id.as_deref(),
+            signature: self.signature.as_deref(),
+            body_sha256: hash(&self.body_sha256),
+        }
+    }
+
     pub fn from_row(r: &sqlx::postgres::PgRow) -> Self {
         StoredEntry {
             seq: r.get::<i64, _>("seq") as u64,
@@ -261,6 +281,27 @@ impl StoredEntry {
             body_readable: r.get("body_readable"),
         }
     }
+}
+
+/// Up to `limit` entries of a log from `from_seq` on, in order.
+pub async fn entries_from(
+    conn: impl PgExecutor<'_>,
+    log_id: i64,
+    from_seq: u64,
+    limit: i64,
+) -> sqlx::Result<Vec<StoredEntry>> {
+    let rows = sqlx::query(
+        "SELECT seq, kind, prev_hash, entry_hash, received_at, delivery_id, event, hook_id,
+                installation_target_type, installation_target_id, signature, body_sha256,
+                body, body_readable
+           FROM log_entries WHERE log_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(log_id)
+    .bind(from_seq as i64)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.iter().map(StoredEntry::from_row).collect())
 }
 
 /// One entry of a log, by position.

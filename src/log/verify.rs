@@ -3,8 +3,8 @@
 
 use sqlx::{PgPool, Row};
 
-use super::entry::{EntryFields, GENESIS_PREV_HASH, Hash, body_hash};
-use super::store::StoredEntry;
+use super::entry::{GENESIS_PREV_HASH, Hash, body_hash};
+use super::store::{self, StoredEntry};
 
 /// Rows fetched per round trip while walking a log.
 const PAGE: i64 = 500;
@@ -102,22 +102,8 @@ pub fn check_entry(
     if body_hash(&e.body)[..] != e.body_sha256[..] {
         return Err(Problem::BodyHash { seq: e.seq });
     }
-    let stored_prev: Hash = e.prev_hash.as_slice().try_into().unwrap_or([0xff; 32]);
-    let stored_body: Hash = e.body_sha256.as_slice().try_into().unwrap_or([0xff; 32]);
-    let fields = EntryFields {
-        log_name,
-        seq: e.seq,
-        prev_hash: stored_prev,
-        received_at: e.received_at,
-        kind: &e.kind,
-        delivery_id: &e.delivery_id,
-        event: &e.event,
-        hook_id: e.hook_id.as_deref(),
-        installation_target_type: e.installation_target_type.as_deref(),
-        installation_target_id: e.installation_target_id.as_deref(),
-        signature: e.signature.as_deref(),
-        body_sha256: stored_body,
-    };
+    let fields = e.fields(log_name);
+    let stored_prev = fields.prev_hash;
     let hash = fields.entry_hash();
     if hash[..] != e.entry_hash[..] {
         return Err(Problem::EntryHash { seq: e.seq });
@@ -153,23 +139,12 @@ pub async fn verify_log(
     let mut next_seq = 0u64;
     let mut prev_hash = GENESIS_PREV_HASH;
     loop {
-        let rows = sqlx::query(
-            "SELECT seq, kind, prev_hash, entry_hash, received_at, delivery_id, event, hook_id,
-                    installation_target_type, installation_target_id, signature, body_sha256,
-                    body, body_readable
-               FROM log_entries WHERE log_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(log_id)
-        .bind(next_seq as i64)
-        .bind(PAGE)
-        .fetch_all(pool)
-        .await?;
+        let rows = store::entries_from(pool, log_id, next_seq, PAGE).await?;
         if rows.is_empty() {
             break;
         }
-        for row in &rows {
-            let entry = StoredEntry::from_row(row);
-            prev_hash = check_entry(log_name, next_seq, &prev_hash, &entry).map_err(bad)?;
+        for entry in &rows {
+            prev_hash = check_entry(log_name, next_seq, &prev_hash, entry).map_err(bad)?;
             if let Some(exp) = expected
                 && exp.size == next_seq + 1
                 && exp.hash != prev_hash

@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 
 use super::decisions::{self, Projected};
 use super::features::LinkSource;
-use crate::log::store::StoredEntry;
+use crate::log::store;
 
 /// Entries applied per transaction.
 const PAGE: i64 = 200;
@@ -107,21 +107,10 @@ impl Projector {
                 .bind(log_id)
                 .fetch_one(&mut *tx)
                 .await?;
-        let rows = sqlx::query(
-            "SELECT seq, kind, prev_hash, entry_hash, received_at, delivery_id, event, hook_id,
-                    installation_target_type, installation_target_id, signature, body_sha256,
-                    body, body_readable
-               FROM log_entries WHERE log_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(log_id)
-        .bind(next)
-        .bind(PAGE)
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows = store::entries_from(&mut *tx, log_id, next as u64, PAGE).await?;
         let mut done = CatchUp::default();
         let mut last = None;
-        for row in &rows {
-            let entry = StoredEntry::from_row(row);
+        for entry in &rows {
             last = Some(entry.seq);
             done.entries += 1;
             if entry.kind != crate::log::KIND_GITHUB_DELIVERY {
