@@ -10,6 +10,7 @@ use verdict::intake::WebhookSecrets;
 use verdict::intake::signature::sign;
 use verdict::log::verify::verify_log;
 use verdict::server::{self, ServerConfig};
+use verdict::story;
 
 /// repo, PR, kind, actor, time: one line of the demo's decision listing.
 type DecisionLine = (
@@ -22,54 +23,6 @@ type DecisionLine = (
 
 /// The secret the demo signs with; the demo server accepts only it.
 const DEMO_SECRET: &str = "verdict-demo-secret";
-
-/// Real deliveries from GitHub's published webhook examples, in the order replayed.
-const STORY: &[(&str, &[u8])] = &[
-    (
-        "ping",
-        include_bytes!("../tests/fixtures/github/api.github.com/ping/event.1.json"),
-    ),
-    (
-        "pull_request",
-        include_bytes!("../tests/fixtures/github/api.github.com/pull_request/opened.1.json"),
-    ),
-    (
-        "pull_request",
-        include_bytes!(
-            "../tests/fixtures/github/api.github.com/pull_request/review_requested.1.json"
-        ),
-    ),
-    (
-        "pull_request_review",
-        include_bytes!(
-            "../tests/fixtures/github/api.github.com/pull_request_review/submitted.1.json"
-        ),
-    ),
-    (
-        "pull_request_review_comment",
-        include_bytes!(
-            "../tests/fixtures/github/api.github.com/pull_request_review_comment/created.1.json"
-        ),
-    ),
-    (
-        "issue_comment",
-        include_bytes!("../tests/fixtures/github/api.github.com/issue_comment/created.1.json"),
-    ),
-    (
-        "pull_request",
-        include_bytes!("../tests/fixtures/github/api.github.com/pull_request/synchronize.1.json"),
-    ),
-    (
-        "pull_request_review",
-        include_bytes!(
-            "../tests/fixtures/github/api.github.com/pull_request_review/dismissed.1.json"
-        ),
-    ),
-    (
-        "pull_request",
-        include_bytes!("../tests/fixtures/github/api.github.com/pull_request/closed.1.json"),
-    ),
-];
 
 pub async fn run(
     database_url: Option<&str>,
@@ -90,27 +43,32 @@ pub async fn run(
         listen,
         max_connections: 4,
         feature_label_prefix: verdict::projections::features::DEFAULT_LABEL_PREFIX.into(),
+        admin_token: None,
     })
     .await?;
     let base = format!("http://{}", running.addr);
     println!("verdict is listening on {base}");
 
     let client = reqwest::Client::new();
-    // A fresh run id keeps the demo's delivery GUIDs new on every run, so each run appends.
-    let run_id = chrono::Utc::now().timestamp_micros();
-    for (i, (event, body)) in STORY.iter().enumerate() {
+    // Fixed delivery ids: replaying the story again is a redelivery GitHub-style, so a second
+    // run adds nothing and the pages stay the same.
+    println!("\nreplaying the feature story through POST /webhooks/github:");
+    for delivery in story::feature_story("demo") {
         let response = client
             .post(format!("{base}/webhooks/github"))
-            .header("X-GitHub-Event", *event)
-            .header("X-GitHub-Delivery", format!("demo-{run_id}-{i}"))
-            .header("X-Hub-Signature-256", sign(DEMO_SECRET.as_bytes(), body))
+            .header("X-GitHub-Event", delivery.event)
+            .header("X-GitHub-Delivery", &delivery.delivery_id)
+            .header(
+                "X-Hub-Signature-256",
+                sign(DEMO_SECRET.as_bytes(), &delivery.body),
+            )
             .header("Content-Type", "application/json")
-            .body(body.to_vec())
+            .body(delivery.body)
             .send()
             .await?;
         let status = response.status();
         let receipt = response.text().await?;
-        println!("  {event:<28} -> {status} {}", receipt.trim());
+        println!("  {:<28} -> {status} {}", delivery.event, receipt.trim());
         anyhow::ensure!(
             status.is_success(),
             "the demo delivery was refused: {receipt}"
@@ -133,8 +91,9 @@ pub async fn run(
     println!("\ndecision records derived from the log (in GitHub's time order):");
     let rows: Vec<DecisionLine> = sqlx::query_as(
         "SELECT repo, pr_number, kind, actor, occurred_at FROM decisions
-          ORDER BY occurred_at, log_id, seq, ordinal",
+          WHERE repo = $1 ORDER BY occurred_at, log_id, seq, ordinal",
     )
+    .bind(story::REPO)
     .fetch_all(&pool)
     .await?;
     for (repo, pr, kind, actor, at) in rows {
@@ -144,8 +103,15 @@ pub async fn run(
             actor.unwrap_or_default()
         );
     }
-    println!("\nhealth: {base}/healthz");
-    println!("re-check any time with: verdict verify");
+    println!("\nthe feature page a product manager reads:");
+    println!("  {base}/{}/features/{}", story::REPO, story::FEATURE_KEY);
+    println!(
+        "the same as JSON: {base}/api/{}/features/{}",
+        story::REPO,
+        story::FEATURE_KEY
+    );
+    println!("all accounts and repositories: {base}/");
+    println!("re-check the log any time with: verdict verify");
 
     if wait {
         println!("\nserving; press Ctrl-C to stop");

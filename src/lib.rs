@@ -9,4 +9,5 @@ pub mod intake;
 pub mod log;
 pub mod projections;
 pub mod server;
+pub mod story;
 pub mod web;

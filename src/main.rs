@@ -69,6 +69,10 @@ struct ServeArgs {
     /// Label prefix that puts a PR in a feature (`feature: checkout`).
     #[arg(long, env = "VERDICT_FEATURE_LABEL_PREFIX", default_value = verdict::projections::features::DEFAULT_LABEL_PREFIX)]
     feature_label_prefix: String,
+    /// Operator token: whoever sends it (bearer token, or once through /operator) sees
+    /// private repositories. Without it, pages show public repositories only.
+    #[arg(long, env = "VERDICT_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
 }
 
 #[derive(Args)]
@@ -149,7 +153,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Demo(args) => {
             demo::run(
-                args.db.database_url.as_deref(),
+                args.db.database_url.as_deref().filter(|u| !u.is_empty()),
                 &args.db.data_dir,
                 args.listen,
                 !args.no_wait,
@@ -166,7 +170,12 @@ async fn open_db(args: &DbArgs, migrations: db::Migrations) -> anyhow::Result<db
             args.data_dir.join("postgres").display()
         );
     }
-    Ok(db::open(args.database_url.as_deref(), &args.data_dir, migrations).await?)
+    Ok(db::open(
+        args.database_url.as_deref().filter(|u| !u.is_empty()),
+        &args.data_dir,
+        migrations,
+    )
+    .await?)
 }
 
 /// Stops the private cluster if this process started it (one another process started, such as
@@ -189,6 +198,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         max_connections: args.db_connections,
         feature_label_prefix: args.feature_label_prefix,
+        admin_token: args.admin_token,
     })
     .await?;
     tracing::info!(

@@ -17,6 +17,8 @@ pub struct ServerConfig {
     pub max_connections: u32,
     /// Label prefix that puts a PR in a feature.
     pub feature_label_prefix: String,
+    /// `VERDICT_ADMIN_TOKEN`: lets its holder see private repositories.
+    pub admin_token: Option<String>,
 }
 
 /// A bound, running server.
@@ -71,7 +73,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         config.feature_label_prefix.clone(),
     )
     .spawn(std::sync::Arc::new(tokio::sync::Notify::new()));
-    let app = crate::web::router(pool, intake);
+    let operator = crate::web::access::OperatorToken::new(config.admin_token.as_deref());
+    if operator.is_none() {
+        tracing::info!("no VERDICT_ADMIN_TOKEN: pages show public repositories only");
+    }
+    let app = crate::web::router(pool, intake, operator);
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Bind {

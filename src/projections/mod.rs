@@ -4,3 +4,4 @@
 pub mod decisions;
 pub mod features;
 pub mod projector;
+pub mod review_state;

@@ -10,7 +10,9 @@ use tokio::sync::Notify;
 
 use super::decisions::{self, Projected};
 use super::features::LinkSource;
+use crate::log::entry::{GENESIS_PREV_HASH, Hash};
 use crate::log::store;
+use crate::log::verify::check_entry;
 
 /// Entries applied per transaction.
 const PAGE: i64 = 200;
@@ -46,9 +48,9 @@ impl Projector {
             .fetch_all(&self.pool)
             .await?;
         let mut total = CatchUp::default();
-        for (log_id, _) in logs {
+        for (log_id, name) in logs {
             loop {
-                let page = self.apply_page(log_id).await?;
+                let page = self.apply_page(log_id, &name).await?;
                 total.entries += page.entries;
                 total.decisions += page.decisions;
                 total.problems += page.problems;
@@ -64,7 +66,7 @@ impl Projector {
     pub async fn rebuild(&self) -> sqlx::Result<CatchUp> {
         sqlx::query(
             "TRUNCATE projection_cursors, decisions, pull_requests, features,
-                      feature_pull_requests, projection_problems",
+                      feature_pull_requests, projection_problems, repositories",
         )
         .execute(&self.pool)
         .await?;
@@ -87,7 +89,7 @@ impl Projector {
         })
     }
 
-    async fn apply_page(&self, log_id: i64) -> sqlx::Result<CatchUp> {
+    async fn apply_page(&self, log_id: i64, log_name: &str) -> sqlx::Result<CatchUp> {
         let mut tx = self.pool.begin().await?;
         // One projector per log at a time, across processes; others skip this log for now.
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, $2)")
@@ -102,17 +104,29 @@ impl Projector {
             .bind(log_id)
             .execute(&mut *tx)
             .await?;
-        let next: i64 =
-            sqlx::query_scalar("SELECT next_seq FROM projection_cursors WHERE log_id = $1")
-                .bind(log_id)
-                .fetch_one(&mut *tx)
-                .await?;
+        let cursor = sqlx::query(
+            "SELECT next_seq, verified_size, verified_head, chain_problem
+               FROM projection_cursors WHERE log_id = $1",
+        )
+        .bind(log_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let next: i64 = cursor.get("next_seq");
+        let mut chain = ChainCheck {
+            size: cursor.get::<i64, _>("verified_size") as u64,
+            head: cursor
+                .get::<Option<Vec<u8>>, _>("verified_head")
+                .and_then(|h| h.try_into().ok())
+                .unwrap_or(GENESIS_PREV_HASH),
+            problem: cursor.get("chain_problem"),
+        };
         let rows = store::entries_from(&mut *tx, log_id, next as u64, PAGE).await?;
         let mut done = CatchUp::default();
         let mut last = None;
         for entry in &rows {
             last = Some(entry.seq);
             done.entries += 1;
+            chain.check(log_name, entry);
             if entry.kind != crate::log::KIND_GITHUB_DELIVERY {
                 continue;
             }
@@ -143,18 +157,74 @@ impl Projector {
             }
         }
         if let Some(last) = last {
-            sqlx::query("UPDATE projection_cursors SET next_seq = $2 WHERE log_id = $1")
-                .bind(log_id)
-                .bind(last as i64 + 1)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE projection_cursors
+                    SET next_seq = $2, verified_size = $3, verified_head = $4, chain_problem = $5
+                  WHERE log_id = $1",
+            )
+            .bind(log_id)
+            .bind(last as i64 + 1)
+            .bind(chain.size as i64)
+            .bind((chain.size > 0).then_some(&chain.head[..]))
+            .bind(&chain.problem)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(done)
     }
 }
 
+/// The projector's running check of the chain: pages show how far it verifies.
+struct ChainCheck {
+    size: u64,
+    head: Hash,
+    problem: Option<String>,
+}
+
+impl ChainCheck {
+    fn check(&mut self, log_name: &str, entry: &store::StoredEntry) {
+        if self.problem.is_some() {
+            return;
+        }
+        match check_entry(log_name, self.size, &self.head, entry) {
+            Ok(hash) => {
+                self.head = hash;
+                self.size += 1;
+            }
+            Err(problem) => {
+                tracing::error!(log = log_name, %problem, "the log's chain does not verify");
+                self.problem = Some(problem.to_string());
+            }
+        }
+    }
+}
+
 async fn apply(tx: &mut PgConnection, log_id: i64, seq: i64, p: &Projected) -> sqlx::Result<()> {
+    let mut touched: Vec<(&str, bool, chrono::DateTime<chrono::Utc>)> = Vec::new();
+    touched.extend(
+        p.decisions
+            .iter()
+            .map(|d| (d.repo.as_str(), d.repo_private, d.occurred_at)),
+    );
+    touched.extend(
+        p.pull_request
+            .iter()
+            .map(|pr| (pr.repo.as_str(), pr.repo_private, pr.updated_at)),
+    );
+    for (repo, private, at) in touched {
+        sqlx::query(
+            "INSERT INTO repositories (repo, log_id, private, last_activity) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (repo) DO UPDATE SET private = EXCLUDED.private,
+                 last_activity = greatest(repositories.last_activity, EXCLUDED.last_activity)",
+        )
+        .bind(repo)
+        .bind(log_id)
+        .bind(private)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+    }
     for (ordinal, d) in p.decisions.iter().enumerate() {
         sqlx::query(
             "INSERT INTO decisions (log_id, seq, ordinal, repo, repo_private, pr_number, kind,

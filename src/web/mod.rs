@@ -1,4 +1,12 @@
-//! The HTTP surface: the router that ties intake, health and (later) pages together.
+//! The HTTP surface: webhook intake, health, the decision-history pages and their JSON API.
+
+pub mod access;
+pub mod api;
+pub mod error;
+pub mod filters;
+pub mod markdown;
+pub mod pages;
+pub mod views;
 
 use axum::Router;
 use axum::extract::State;
@@ -7,17 +15,75 @@ use axum::routing::{get, post};
 use sqlx::PgPool;
 
 use crate::intake::webhook::{self, IntakeState};
+use access::{HasOperatorToken, OperatorToken};
+use error::WebError;
+
+/// What page and API handlers share.
+#[derive(Clone)]
+pub struct WebState {
+    pub pool: PgPool,
+    /// `None`: no operator; private repositories are shown to nobody.
+    pub operator: Option<OperatorToken>,
+}
+
+impl HasOperatorToken for WebState {
+    fn operator_token(&self) -> Option<&OperatorToken> {
+        self.operator.as_ref()
+    }
+}
 
 /// Builds the application router.
-pub fn router(pool: PgPool, intake: IntakeState) -> Router {
+pub fn router(pool: PgPool, intake: IntakeState, operator: Option<OperatorToken>) -> Router {
     let webhooks = Router::new()
         .route("/webhooks/github", post(webhook::receive))
         .with_state(intake);
+    let state = WebState {
+        pool: pool.clone(),
+        operator,
+    };
+    let api = Router::new()
+        .route("/", get(api::index))
+        .route("/openapi.json", get(api::openapi))
+        .route("/records/{account}/{seq}", get(api::record))
+        .route("/{owner}/{repo}", get(api::repository))
+        .route("/{owner}/{repo}/pull/{number}", get(api::pull))
+        .route("/{owner}/{repo}/features/{feature}", get(api::feature))
+        .fallback(api::not_found)
+        .with_state(state.clone());
+    let pages = Router::new()
+        .route("/", get(pages::index))
+        .route(
+            "/operator",
+            get(pages::operator_form).post(pages::operator_sign_in),
+        )
+        .route("/operator/sign-out", post(pages::operator_sign_out))
+        .route("/records/{account}/{seq}", get(pages::record))
+        .route("/{owner}/{repo}", get(pages::repository))
+        .route("/{owner}/{repo}/pull/{number}", get(pages::pull))
+        .route("/{owner}/{repo}/features/{feature}", get(pages::feature))
+        .fallback(pages::not_found)
+        .with_state(state);
     Router::new()
         .route("/healthz", get(healthz))
         .with_state(pool)
         .merge(webhooks)
+        .nest("/api", api)
+        .merge(pages)
         .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// `owner/name` as GitHub writes it in payloads.
+pub fn repo_name(owner: &str, name: &str) -> String {
+    format!("{owner}/{name}")
+}
+
+/// A PR number from the path, or a 400 that says what a PR number is.
+pub fn parse_number(raw: &str) -> Result<i64, WebError> {
+    raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+        WebError::BadRequest(format!(
+            "{raw:?} is not a pull request number; use the number GitHub shows, e.g. /pull/42"
+        ))
+    })
 }
 
 /// 200 when verdict can reach its database (and so can store deliveries), 503 otherwise.

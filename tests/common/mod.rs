@@ -13,6 +13,9 @@ use verdict::intake::WebhookSecrets;
 use verdict::intake::signature::sign;
 use verdict::server::{self, RunningServer, ServerConfig};
 
+/// The operator token test servers accept.
+pub const ADMIN_TOKEN: &str = "test-operator-token";
+
 pub const SECRET: &str = "test-webhook-secret";
 
 /// The server every test database lives on: `DATABASE_URL`, or a private cluster under
@@ -142,6 +145,7 @@ impl TestDb {
             listen: "127.0.0.1:0".parse().unwrap(),
             max_connections: 8,
             feature_label_prefix: verdict::projections::features::DEFAULT_LABEL_PREFIX.into(),
+            admin_token: Some(ADMIN_TOKEN.into()),
         })
         .await
         .expect("server starts");

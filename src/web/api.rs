@@ -1,0 +1,115 @@
+//! The JSON API: each page's data under `/api` at the same path, described by the OpenAPI
+//! document at `/api/openapi.json`. Errors are `{"error": reason}` with the page's status.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::access::Viewer;
+use super::error::WebError;
+use super::filters::Filters;
+use super::views;
+use super::{WebState, parse_number, repo_name};
+
+/// The OpenAPI 3.1 description of this API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+type MaybeViewer = Result<Viewer, WebError>;
+
+fn json<T: Serialize>(result: Result<T, WebError>) -> Response {
+    match result {
+        Ok(value) => Json(value).into_response(),
+        Err(err) => error(err),
+    }
+}
+
+pub fn error(err: WebError) -> Response {
+    if matches!(err, WebError::Database(_) | WebError::Render(_)) {
+        tracing::error!(error = %err, "api request failed");
+    }
+    (
+        err.status(),
+        Json(serde_json::json!({"error": err.to_string()})),
+    )
+        .into_response()
+}
+
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+pub async fn index(State(s): State<WebState>, viewer: MaybeViewer) -> Response {
+    json(async { views::index(&s.pool, viewer?).await }.await)
+}
+
+pub async fn repository(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    Path((owner, name)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    json(
+        async {
+            let filters = Filters::parse(&params)?;
+            views::repository(&s.pool, &repo_name(&owner, &name), &filters, viewer?).await
+        }
+        .await,
+    )
+}
+
+pub async fn pull(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    Path((owner, name, number)): Path<(String, String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    json(
+        async {
+            let number = parse_number(&number)?;
+            let filters = Filters::parse(&params)?;
+            views::pull(
+                &s.pool,
+                &repo_name(&owner, &name),
+                number,
+                &filters,
+                viewer?,
+            )
+            .await
+        }
+        .await,
+    )
+}
+
+pub async fn feature(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    Path((owner, name, key)): Path<(String, String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    json(
+        async {
+            let filters = Filters::parse(&params)?;
+            views::feature(&s.pool, &repo_name(&owner, &name), &key, &filters, viewer?).await
+        }
+        .await,
+    )
+}
+
+pub async fn record(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    Path((account, seq)): Path<(String, String)>,
+) -> Response {
+    json(async { views::record(&s.pool, &account, &seq, viewer?).await }.await)
+}
+
+pub async fn not_found(uri: Uri) -> Response {
+    error(WebError::NotFound(format!(
+        "no API endpoint at {}; /api/openapi.json lists them",
+        uri.path()
+    )))
+}

@@ -1,0 +1,306 @@
+//! Server-rendered pages (askama): readable without JavaScript, printable, one address per
+//! thing so reviewers can paste links into PRs.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::access::{self, Viewer};
+use super::error::WebError;
+use super::filters::Filters;
+use super::views::{self, FeaturePage, Index, PullPage, RecordPage, RepositoryPage};
+use super::{WebState, parse_number, repo_name};
+use crate::projections::decisions::KINDS;
+
+/// Decision kinds and their families, for the filter form.
+fn kind_choices() -> Vec<&'static str> {
+    let mut families: Vec<&'static str> =
+        KINDS.iter().filter_map(|k| k.split('.').next()).collect();
+    families.dedup();
+    families.into_iter().chain(KINDS.iter().copied()).collect()
+}
+
+#[derive(Template)]
+#[template(path = "index.html")]
+struct IndexHtml {
+    viewer: Viewer,
+    api_url: String,
+    page: Index,
+}
+
+#[derive(Template)]
+#[template(path = "repository.html")]
+struct RepositoryHtml {
+    viewer: Viewer,
+    api_url: String,
+    path: String,
+    kinds: Vec<&'static str>,
+    show_pr: bool,
+    page: RepositoryPage,
+}
+
+#[derive(Template)]
+#[template(path = "pull.html")]
+struct PullHtml {
+    viewer: Viewer,
+    api_url: String,
+    path: String,
+    kinds: Vec<&'static str>,
+    show_pr: bool,
+    page: PullPage,
+}
+
+#[derive(Template)]
+#[template(path = "feature.html")]
+struct FeatureHtml {
+    viewer: Viewer,
+    api_url: String,
+    path: String,
+    kinds: Vec<&'static str>,
+    show_pr: bool,
+    page: FeaturePage,
+}
+
+#[derive(Template)]
+#[template(path = "record.html")]
+struct RecordHtml {
+    viewer: Viewer,
+    api_url: String,
+    page: RecordPage,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorHtml {
+    viewer: Viewer,
+    api_url: String,
+    title: &'static str,
+    message: String,
+}
+
+#[derive(Template)]
+#[template(path = "operator.html")]
+struct OperatorHtml {
+    viewer: Viewer,
+    api_url: String,
+    message: Option<String>,
+}
+
+/// Renders a template, or the error page when something failed on the way.
+fn respond<T: Template>(viewer: Viewer, result: Result<T, WebError>) -> Response {
+    match result.and_then(|t| t.render().map_err(WebError::from)) {
+        Ok(html) => Html(html).into_response(),
+        Err(err) => error_page(viewer, err),
+    }
+}
+
+/// The HTML page for an error: its status, a title and the one-line reason.
+pub fn error_page(viewer: Viewer, err: WebError) -> Response {
+    if matches!(err, WebError::Database(_) | WebError::Render(_)) {
+        tracing::error!(error = %err, "page failed");
+    }
+    let page = ErrorHtml {
+        viewer,
+        api_url: String::new(),
+        title: err.title(),
+        message: err.to_string(),
+    };
+    let body = page
+        .render()
+        .unwrap_or_else(|_| format!("{}: {}", err.title(), err));
+    (err.status(), Html(body)).into_response()
+}
+
+fn api_url(uri: &Uri) -> String {
+    match uri.query() {
+        Some(q) => format!("/api{}?{q}", uri.path()),
+        None => format!("/api{}", uri.path()),
+    }
+}
+
+type MaybeViewer = Result<Viewer, WebError>;
+
+macro_rules! viewer_or_error {
+    ($viewer:expr) => {
+        match $viewer {
+            Ok(v) => v,
+            Err(e) => return error_page(Viewer { operator: false }, e),
+        }
+    };
+}
+
+pub async fn index(State(s): State<WebState>, viewer: MaybeViewer, uri: Uri) -> Response {
+    let viewer = viewer_or_error!(viewer);
+    let page = views::index(&s.pool, viewer).await;
+    respond(
+        viewer,
+        page.map(|page| IndexHtml {
+            viewer,
+            api_url: api_url(&uri),
+            page,
+        }),
+    )
+}
+
+pub async fn repository(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    uri: Uri,
+    Path((owner, name)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let viewer = viewer_or_error!(viewer);
+    let result = async {
+        let filters = Filters::parse(&params)?;
+        let repo = repo_name(&owner, &name);
+        let page = views::repository(&s.pool, &repo, &filters, viewer).await?;
+        Ok(RepositoryHtml {
+            viewer,
+            api_url: api_url(&uri),
+            path: uri.path().to_string(),
+            kinds: kind_choices(),
+            show_pr: true,
+            page,
+        })
+    }
+    .await;
+    respond(viewer, result)
+}
+
+pub async fn pull(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    uri: Uri,
+    Path((owner, name, number)): Path<(String, String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let viewer = viewer_or_error!(viewer);
+    let result = async {
+        let number = parse_number(&number)?;
+        let filters = Filters::parse(&params)?;
+        let repo = repo_name(&owner, &name);
+        let page = views::pull(&s.pool, &repo, number, &filters, viewer).await?;
+        Ok(PullHtml {
+            viewer,
+            api_url: api_url(&uri),
+            path: uri.path().to_string(),
+            kinds: kind_choices(),
+            show_pr: false,
+            page,
+        })
+    }
+    .await;
+    respond(viewer, result)
+}
+
+pub async fn feature(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    uri: Uri,
+    Path((owner, name, key)): Path<(String, String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let viewer = viewer_or_error!(viewer);
+    let result = async {
+        let filters = Filters::parse(&params)?;
+        let repo = repo_name(&owner, &name);
+        let page = views::feature(&s.pool, &repo, &key, &filters, viewer).await?;
+        Ok(FeatureHtml {
+            viewer,
+            api_url: api_url(&uri),
+            path: uri.path().to_string(),
+            kinds: kind_choices(),
+            show_pr: true,
+            page,
+        })
+    }
+    .await;
+    respond(viewer, result)
+}
+
+pub async fn record(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    uri: Uri,
+    Path((account, seq)): Path<(String, String)>,
+) -> Response {
+    let viewer = viewer_or_error!(viewer);
+    let page = views::record(&s.pool, &account, &seq, viewer).await;
+    respond(
+        viewer,
+        page.map(|page| RecordHtml {
+            viewer,
+            api_url: api_url(&uri),
+            page,
+        }),
+    )
+}
+
+pub async fn operator_form(viewer: MaybeViewer) -> Response {
+    let viewer = viewer_or_error!(viewer);
+    respond(
+        viewer,
+        Ok(OperatorHtml {
+            viewer,
+            api_url: String::new(),
+            message: None,
+        }),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct SignIn {
+    token: String,
+}
+
+pub async fn operator_sign_in(State(s): State<WebState>, Form(form): Form<SignIn>) -> Response {
+    let anonymous = Viewer { operator: false };
+    match &s.operator {
+        Some(token) if token.matches(&form.token) => (
+            [(header::SET_COOKIE, token.set_cookie())],
+            Redirect::to("/"),
+        )
+            .into_response(),
+        configured => {
+            let message = if configured.is_some() {
+                "That is not the operator token; check VERDICT_ADMIN_TOKEN and try again."
+            } else {
+                "This verdict has no operator token; start it with VERDICT_ADMIN_TOKEN set."
+            };
+            let mut response = respond(
+                anonymous,
+                Ok(OperatorHtml {
+                    viewer: anonymous,
+                    api_url: String::new(),
+                    message: Some(message.into()),
+                }),
+            );
+            *response.status_mut() = StatusCode::UNAUTHORIZED;
+            response
+        }
+    }
+}
+
+pub async fn operator_sign_out() -> Response {
+    (
+        [(header::SET_COOKIE, access::clear_cookie())],
+        Redirect::to("/"),
+    )
+        .into_response()
+}
+
+pub async fn not_found(viewer: MaybeViewer, uri: Uri) -> Response {
+    let viewer = viewer.unwrap_or(Viewer { operator: false });
+    error_page(
+        viewer,
+        WebError::NotFound(format!(
+            "there is no page at {}; addresses look like /OWNER/REPO, /OWNER/REPO/pull/N, /OWNER/REPO/features/KEY or /records/ACCOUNT/N",
+            uri.path()
+        )),
+    )
+}

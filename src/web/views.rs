@@ -1,0 +1,954 @@
+//! The read side of the pages: each function answers one page's question from the
+//! projections (and, for a record, the log itself) and returns a plain serializable value.
+//! HTML pages render these values; the JSON API returns them as they are.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+
+use super::access::Viewer;
+use super::error::WebError;
+use super::filters::{Filters, PER_PAGE};
+use super::markdown;
+use crate::log::entry::{GENESIS_PREV_HASH, body_hash};
+use crate::log::store;
+use crate::projections::review_state::{ReviewEvent, ReviewState};
+
+/// One decision record as pages show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionView {
+    pub account: String,
+    pub seq: i64,
+    pub ordinal: i32,
+    pub repo: String,
+    pub pr_number: Option<i64>,
+    pub kind: String,
+    /// The decision in words ("approved", "requested changes"...).
+    pub summary: String,
+    pub actor: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub commit_sha: Option<String>,
+    /// Markdown as written.
+    pub body: Option<String>,
+    #[serde(skip)]
+    pub body_html: Option<String>,
+    pub details: Value,
+    /// Permalink of the log entry this record comes from.
+    pub record_url: String,
+}
+
+impl DecisionView {
+    fn from_row(r: &sqlx::postgres::PgRow) -> DecisionView {
+        let account: String = r.get("account");
+        let seq: i64 = r.get("seq");
+        let ordinal: i32 = r.get("ordinal");
+        let kind: String = r.get("kind");
+        let details: Value = r.get("details");
+        let body: Option<String> = r.get("body");
+        DecisionView {
+            summary: summary(&kind, &details),
+            body_html: body.as_deref().map(markdown::to_safe_html),
+            record_url: format!("/records/{account}/{seq}#d{ordinal}"),
+            account,
+            seq,
+            ordinal,
+            repo: r.get("repo"),
+            pr_number: r.get("pr_number"),
+            kind,
+            actor: r.get("actor"),
+            occurred_at: r.get("occurred_at"),
+            commit_sha: r.get("commit_sha"),
+            body,
+            details,
+        }
+    }
+
+    pub fn short_sha(&self) -> String {
+        self.commit_sha
+            .as_deref()
+            .map(|s| s.chars().take(7).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn when(&self) -> String {
+        self.occurred_at.format("%Y-%m-%d %H:%M UTC").to_string()
+    }
+
+    /// CSS class naming the kind (`k-review-approved`).
+    pub fn kind_class(&self) -> String {
+        format!("k-{}", self.kind.replace('.', "-"))
+    }
+
+    /// CSS class for the kind's family (review, pr, check...).
+    pub fn family(&self) -> &str {
+        self.kind.split('.').next().unwrap_or("")
+    }
+}
+
+/// The decision in words, for people who don't read kind names.
+pub fn summary(kind: &str, details: &Value) -> String {
+    let d = |k: &str| details.get(k).and_then(Value::as_str).unwrap_or("?");
+    match kind {
+        "pr.opened" => "opened the pull request".into(),
+        "pr.edited" => "edited the pull request".into(),
+        "pr.merged" => "merged".into(),
+        "pr.closed" => "closed without merging".into(),
+        "pr.reopened" => "reopened".into(),
+        "pr.synchronize" => "pushed new commits".into(),
+        "pr.ready_for_review" => "marked ready for review".into(),
+        "pr.converted_to_draft" => "converted to draft".into(),
+        "pr.review_requested" => match details.get("requested_team").and_then(Value::as_str) {
+            Some(team) => format!("requested a review from team {team}"),
+            None => format!("requested a review from {}", d("requested_reviewer")),
+        },
+        "pr.review_request_removed" => {
+            format!(
+                "withdrew the review request for {}",
+                d("requested_reviewer")
+            )
+        }
+        "pr.labeled" => format!("added label “{}”", d("label")),
+        "pr.unlabeled" => format!("removed label “{}”", d("label")),
+        "pr.milestoned" => format!("set milestone “{}”", d("milestone")),
+        "pr.demilestoned" => "removed the milestone".into(),
+        "pr.auto_merge_enabled" => "enabled auto-merge".into(),
+        "pr.auto_merge_disabled" => "disabled auto-merge".into(),
+        "pr.enqueued" => "added to the merge queue".into(),
+        "pr.dequeued" => "removed from the merge queue".into(),
+        "review.approved" => "approved".into(),
+        "review.changes_requested" => "requested changes".into(),
+        "review.commented" => "reviewed with comments".into(),
+        "review.edited" => "edited a review".into(),
+        "review.dismissed" => match details.get("dismissed_by").and_then(Value::as_str) {
+            Some(by) => format!("had a review dismissed by {by}"),
+            None => "had a review dismissed".into(),
+        },
+        "review_comment.created" => format!("commented on {}", d("path")),
+        "review_comment.edited" => format!("edited a comment on {}", d("path")),
+        "review_comment.deleted" => format!("deleted a comment on {}", d("path")),
+        "review_thread.resolved" => "resolved a review thread".into(),
+        "review_thread.unresolved" => "reopened a review thread".into(),
+        "comment.created" => "commented".into(),
+        "comment.edited" => "edited a comment".into(),
+        "comment.deleted" => "deleted a comment".into(),
+        "issue.opened" => format!(
+            "opened issue #{}",
+            details.get("issue").unwrap_or(&Value::Null)
+        ),
+        "issue.closed" => format!(
+            "closed issue #{}",
+            details.get("issue").unwrap_or(&Value::Null)
+        ),
+        "issue.reopened" => {
+            format!(
+                "reopened issue #{}",
+                details.get("issue").unwrap_or(&Value::Null)
+            )
+        }
+        "issue.edited" => format!(
+            "edited issue #{}",
+            details.get("issue").unwrap_or(&Value::Null)
+        ),
+        "push.forced" => format!("force-pushed {}", d("ref")),
+        k if k.starts_with("check.") => {
+            let name = details
+                .get("name")
+                .or_else(|| details.get("context"))
+                .and_then(Value::as_str)
+                .unwrap_or("check");
+            format!("{name}: {}", &k["check.".len()..])
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A page of decisions with the filters that chose them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timeline {
+    pub decisions: Vec<DecisionView>,
+    pub filters: Filters,
+    pub page: i64,
+    pub per_page: i64,
+    /// Decisions matching the filters, across all pages.
+    pub total: i64,
+    pub newest_first: bool,
+}
+
+impl Timeline {
+    pub fn pages(&self) -> i64 {
+        ((self.total + PER_PAGE - 1) / PER_PAGE).max(1)
+    }
+    pub fn has_next(&self) -> bool {
+        self.page < self.pages()
+    }
+    pub fn next_query(&self) -> String {
+        self.filters.query_for_page(self.page + 1)
+    }
+    pub fn prev_query(&self) -> String {
+        self.filters.query_for_page(self.page - 1)
+    }
+}
+
+/// Which decisions a timeline covers.
+#[derive(Debug, Clone)]
+pub enum Scope<'a> {
+    Repo(&'a str),
+    Pull(&'a str, i64),
+    Feature(&'a str, &'a str),
+}
+
+fn push_scope(q: &mut QueryBuilder<Postgres>, scope: &Scope<'_>, viewer: Viewer) {
+    match scope {
+        Scope::Repo(repo) => {
+            q.push(" d.repo = ").push_bind(repo.to_string());
+        }
+        Scope::Pull(repo, n) => {
+            q.push(" d.repo = ")
+                .push_bind(repo.to_string())
+                .push(" AND d.pr_number = ")
+                .push_bind(*n);
+        }
+        Scope::Feature(repo, key) => {
+            q.push(
+                " ((d.repo, d.pr_number) IN (SELECT pr_repo, pr_number FROM feature_pull_requests
+                    WHERE repo = ",
+            )
+            .push_bind(repo.to_string())
+            .push(" AND key = ")
+            .push_bind(key.to_string())
+            .push(") OR (d.repo = ")
+            .push_bind(repo.to_string())
+            .push(" AND d.kind LIKE 'issue.%' AND d.details ->> 'feature' = ")
+            .push_bind(key.to_string())
+            .push("))");
+        }
+    }
+    if !viewer.operator {
+        q.push(" AND NOT d.repo_private");
+    }
+}
+
+const DECISION_COLUMNS: &str = "SELECT l.name AS account, d.seq, d.ordinal, d.repo, d.pr_number,
+    d.kind, d.actor, d.occurred_at, d.commit_sha, d.body, d.details";
+
+/// One page of the decisions in `scope` that match `filters`.
+pub async fn timeline(
+    pool: &PgPool,
+    scope: &Scope<'_>,
+    filters: &Filters,
+    viewer: Viewer,
+    newest_first: bool,
+) -> Result<Timeline, WebError> {
+    let mut q = QueryBuilder::<Postgres>::new(DECISION_COLUMNS);
+    q.push(", count(*) OVER () AS total FROM decisions d JOIN logs l ON l.id = d.log_id WHERE");
+    push_scope(&mut q, scope, viewer);
+    if let Some(actor) = &filters.actor {
+        q.push(" AND lower(d.actor) = lower(")
+            .push_bind(actor.clone())
+            .push(")");
+    }
+    if let Some(kind) = &filters.kind {
+        q.push(" AND (d.kind = ")
+            .push_bind(kind.clone())
+            .push(" OR d.kind LIKE ")
+            .push_bind(format!("{kind}.%"))
+            .push(")");
+    }
+    if let Some(from) = filters.from {
+        q.push(" AND d.occurred_at >= ")
+            .push_bind(from.and_hms_opt(0, 0, 0).unwrap().and_utc());
+    }
+    if let Some(to) = filters.to {
+        let end = to
+            .succ_opt()
+            .unwrap_or(to)
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc();
+        q.push(" AND d.occurred_at < ").push_bind(end);
+    }
+    if let Some(text) = &filters.q {
+        q.push(" AND d.body_search @@ websearch_to_tsquery('english', ")
+            .push_bind(text.clone())
+            .push(")");
+    }
+    q.push(if newest_first {
+        " ORDER BY d.occurred_at DESC, d.log_id DESC, d.seq DESC, d.ordinal DESC"
+    } else {
+        " ORDER BY d.occurred_at, d.log_id, d.seq, d.ordinal"
+    });
+    q.push(" LIMIT ")
+        .push_bind(PER_PAGE)
+        .push(" OFFSET ")
+        .push_bind(filters.offset());
+    let rows = q.build().fetch_all(pool).await?;
+    let total = match rows.first() {
+        Some(r) => r.get("total"),
+        // Past the last page: count so the page can say how many there are.
+        None if filters.page > 1 => {
+            let mut c = QueryBuilder::<Postgres>::new("SELECT count(*) FROM decisions d WHERE");
+            push_scope(&mut c, scope, viewer);
+            c.build_query_scalar::<i64>().fetch_one(pool).await?
+        }
+        None => 0,
+    };
+    Ok(Timeline {
+        decisions: rows.iter().map(DecisionView::from_row).collect(),
+        filters: filters.clone(),
+        page: filters.page,
+        per_page: PER_PAGE,
+        total,
+        newest_first,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Index: accounts and repositories
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RepositoryItem {
+    pub repo: String,
+    pub private: bool,
+    pub last_activity: DateTime<Utc>,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountItem {
+    pub account: String,
+    /// Entries in the account's log.
+    pub log_size: i64,
+    pub repositories: Vec<RepositoryItem>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Index {
+    pub accounts: Vec<AccountItem>,
+}
+
+pub async fn index(pool: &PgPool, viewer: Viewer) -> Result<Index, WebError> {
+    let rows = sqlx::query(
+        "SELECT l.name, coalesce((SELECT max(seq) + 1 FROM log_entries e WHERE e.log_id = l.id), 0)
+                AS size, r.repo, r.private, r.last_activity
+           FROM logs l LEFT JOIN repositories r ON r.log_id = l.id AND (NOT r.private OR $1)
+          ORDER BY l.name, r.repo",
+    )
+    .bind(viewer.operator)
+    .fetch_all(pool)
+    .await?;
+    let mut accounts: Vec<AccountItem> = Vec::new();
+    for r in rows {
+        let name: String = r.get("name");
+        if accounts.last().is_none_or(|a| a.account != name) {
+            accounts.push(AccountItem {
+                account: name,
+                log_size: r.get("size"),
+                repositories: Vec::new(),
+            });
+        }
+        if let Some(repo) = r.get::<Option<String>, _>("repo") {
+            accounts
+                .last_mut()
+                .unwrap()
+                .repositories
+                .push(RepositoryItem {
+                    url: format!("/{repo}"),
+                    repo,
+                    private: r.get("private"),
+                    last_activity: r.get("last_activity"),
+                });
+        }
+    }
+    // Anonymous visitors don't learn which accounts have only private repositories.
+    if !viewer.operator {
+        accounts.retain(|a| !a.repositories.is_empty());
+    }
+    Ok(Index { accounts })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Repository
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureItem {
+    pub key: String,
+    pub title: String,
+    pub pull_requests: i64,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PullItem {
+    pub number: i64,
+    pub title: String,
+    pub author: Option<String>,
+    pub state: String,
+    pub draft: bool,
+    pub merged: bool,
+    pub updated_at: DateTime<Utc>,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RepositoryPage {
+    pub repo: String,
+    pub account: String,
+    pub private: bool,
+    pub features: Vec<FeatureItem>,
+    pub open_pull_requests: Vec<PullItem>,
+    pub recent_pull_requests: Vec<PullItem>,
+    pub decisions: Timeline,
+}
+
+struct RepoRow {
+    account: String,
+    private: bool,
+}
+
+async fn repository_row(pool: &PgPool, repo: &str, viewer: Viewer) -> Result<RepoRow, WebError> {
+    let row = sqlx::query(
+        "SELECT l.name, r.private FROM repositories r JOIN logs l ON l.id = r.log_id
+          WHERE r.repo = $1",
+    )
+    .bind(repo)
+    .fetch_optional(pool)
+    .await?;
+    match row {
+        Some(r) if viewer.operator || !r.get::<bool, _>("private") => Ok(RepoRow {
+            account: r.get("name"),
+            private: r.get("private"),
+        }),
+        _ => Err(WebError::NotFound(format!(
+            "verdict has no record of a repository named {repo}{}",
+            sign_in_hint(viewer)
+        ))),
+    }
+}
+
+fn sign_in_hint(viewer: Viewer) -> &'static str {
+    if viewer.operator {
+        ""
+    } else {
+        " (private repositories are shown to the operator only)"
+    }
+}
+
+fn pull_item(r: &sqlx::postgres::PgRow) -> PullItem {
+    let repo: String = r.get("repo");
+    let number: i64 = r.get("number");
+    PullItem {
+        url: format!("/{repo}/pull/{number}"),
+        number,
+        title: r.get("title"),
+        author: r.get("author"),
+        state: r.get("state"),
+        draft: r.get("draft"),
+        merged: r.get("merged"),
+        updated_at: r.get("updated_at"),
+    }
+}
+
+pub async fn repository(
+    pool: &PgPool,
+    repo: &str,
+    filters: &Filters,
+    viewer: Viewer,
+) -> Result<RepositoryPage, WebError> {
+    let row = repository_row(pool, repo, viewer).await?;
+    let features = sqlx::query(
+        "SELECT f.key, f.title,
+                (SELECT count(DISTINCT (p.pr_repo, p.pr_number)) FROM feature_pull_requests p
+                  WHERE p.repo = f.repo AND p.key = f.key) AS prs
+           FROM features f WHERE f.repo = $1 ORDER BY f.title, f.key",
+    )
+    .bind(repo)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| {
+        let key: String = r.get("key");
+        FeatureItem {
+            url: format!("/{repo}/features/{key}"),
+            key,
+            title: r.get("title"),
+            pull_requests: r.get("prs"),
+        }
+    })
+    .collect();
+    let pulls = sqlx::query(
+        "SELECT repo, number, title, author, state, draft, merged, updated_at FROM pull_requests
+          WHERE repo = $1 ORDER BY (state = 'open') DESC, updated_at DESC LIMIT 100",
+    )
+    .bind(repo)
+    .fetch_all(pool)
+    .await?;
+    let (open, recent): (Vec<PullItem>, Vec<PullItem>) =
+        pulls.iter().map(pull_item).partition(|p| p.state == "open");
+    Ok(RepositoryPage {
+        repo: repo.to_string(),
+        account: row.account,
+        private: row.private,
+        features,
+        open_pull_requests: open,
+        recent_pull_requests: recent.into_iter().take(20).collect(),
+        decisions: timeline(pool, &Scope::Repo(repo), filters, viewer, true).await?,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pull request and feature: the review summary
+
+/// A pull request with where its review stands.
+#[derive(Debug, Clone, Serialize)]
+pub struct PullSummary {
+    pub repo: String,
+    pub number: i64,
+    pub title: String,
+    pub author: Option<String>,
+    pub state: String,
+    pub draft: bool,
+    pub merged: bool,
+    pub merged_by: Option<String>,
+    pub merged_at: Option<DateTime<Utc>>,
+    pub merge_commit_sha: Option<String>,
+    pub head_sha: Option<String>,
+    pub html_url: Option<String>,
+    pub url: String,
+    pub review: ReviewState,
+}
+
+impl PullSummary {
+    pub fn status(&self) -> &'static str {
+        match (self.merged, self.state.as_str(), self.draft) {
+            (true, _, _) => "merged",
+            (false, "closed", _) => "closed",
+            (false, _, true) => "draft",
+            _ => "open",
+        }
+    }
+    pub fn short_head(&self) -> String {
+        short(self.head_sha.as_deref())
+    }
+}
+
+pub fn short(sha: Option<&str>) -> String {
+    sha.map(|s| s.chars().take(7).collect()).unwrap_or_default()
+}
+
+/// Summaries of the given PRs, each replayed from its review decisions.
+async fn pull_summaries(
+    pool: &PgPool,
+    prs: &[(String, i64)],
+    viewer: Viewer,
+) -> Result<Vec<PullSummary>, WebError> {
+    if prs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let repos: Vec<String> = prs.iter().map(|p| p.0.clone()).collect();
+    let numbers: Vec<i64> = prs.iter().map(|p| p.1).collect();
+    let rows = sqlx::query(
+        "SELECT p.repo, p.number, p.title, p.author, p.state, p.draft, p.merged, p.merged_by,
+                p.merged_at, p.merge_commit_sha, p.head_sha, p.html_url
+           FROM pull_requests p JOIN UNNEST($1::text[], $2::bigint[]) AS w(repo, number)
+             ON p.repo = w.repo AND p.number = w.number
+          WHERE NOT p.repo_private OR $3
+          ORDER BY p.repo, p.number",
+    )
+    .bind(&repos)
+    .bind(&numbers)
+    .bind(viewer.operator)
+    .fetch_all(pool)
+    .await?;
+    let events = sqlx::query(
+        "SELECT d.repo, d.pr_number, d.kind, d.actor, d.commit_sha, d.occurred_at,
+                (d.details ->> 'review_id')::bigint AS review_id
+           FROM decisions d JOIN UNNEST($1::text[], $2::bigint[]) AS w(repo, number)
+             ON d.repo = w.repo AND d.pr_number = w.number
+          WHERE d.kind IN ('review.approved', 'review.changes_requested', 'review.dismissed',
+                           'pr.merged')
+          ORDER BY d.occurred_at, d.log_id, d.seq, d.ordinal",
+    )
+    .bind(&repos)
+    .bind(&numbers)
+    .fetch_all(pool)
+    .await?;
+    let mut by_pr: BTreeMap<(String, i64), Vec<ReviewEvent>> = BTreeMap::new();
+    for e in events {
+        by_pr
+            .entry((e.get("repo"), e.get("pr_number")))
+            .or_default()
+            .push(ReviewEvent {
+                kind: e.get("kind"),
+                actor: e.get("actor"),
+                commit_sha: e.get("commit_sha"),
+                occurred_at: e.get("occurred_at"),
+                review_id: e.get("review_id"),
+            });
+    }
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let repo: String = r.get("repo");
+            let number: i64 = r.get("number");
+            let head_sha: Option<String> = r.get("head_sha");
+            let review = ReviewState::replay(
+                by_pr
+                    .get(&(repo.clone(), number))
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]),
+                head_sha.as_deref(),
+            );
+            PullSummary {
+                url: format!("/{repo}/pull/{number}"),
+                repo,
+                number,
+                title: r.get("title"),
+                author: r.get("author"),
+                state: r.get("state"),
+                draft: r.get("draft"),
+                merged: r.get("merged"),
+                merged_by: r.get("merged_by"),
+                merged_at: r.get("merged_at"),
+                merge_commit_sha: r.get("merge_commit_sha"),
+                head_sha,
+                html_url: r.get("html_url"),
+                review,
+            }
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureRef {
+    pub repo: String,
+    pub key: String,
+    pub title: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PullPage {
+    pub account: String,
+    pub pull: PullSummary,
+    pub features: Vec<FeatureRef>,
+    pub decisions: Timeline,
+}
+
+impl PullPage {
+    /// The PR as a one-row summary table.
+    pub fn pulls(&self) -> &[PullSummary] {
+        std::slice::from_ref(&self.pull)
+    }
+}
+
+pub async fn pull(
+    pool: &PgPool,
+    repo: &str,
+    number: i64,
+    filters: &Filters,
+    viewer: Viewer,
+) -> Result<PullPage, WebError> {
+    let row = repository_row(pool, repo, viewer).await?;
+    let pull = pull_summaries(pool, &[(repo.to_string(), number)], viewer)
+        .await?
+        .pop()
+        .ok_or_else(|| {
+            WebError::NotFound(format!(
+                "verdict has no record of pull request #{number} in {repo}"
+            ))
+        })?;
+    let features = sqlx::query(
+        "SELECT DISTINCT f.repo, f.key, f.title FROM feature_pull_requests p
+           JOIN features f ON f.repo = p.repo AND f.key = p.key
+           JOIN repositories r ON r.repo = f.repo
+          WHERE p.pr_repo = $1 AND p.pr_number = $2 AND (NOT r.private OR $3)
+          ORDER BY f.repo, f.key",
+    )
+    .bind(repo)
+    .bind(number)
+    .bind(viewer.operator)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(feature_ref)
+    .collect();
+    Ok(PullPage {
+        account: row.account,
+        pull,
+        features,
+        decisions: timeline(pool, &Scope::Pull(repo, number), filters, viewer, false).await?,
+    })
+}
+
+fn feature_ref(r: &sqlx::postgres::PgRow) -> FeatureRef {
+    let repo: String = r.get("repo");
+    let key: String = r.get("key");
+    FeatureRef {
+        url: format!("/{repo}/features/{key}"),
+        title: r.get("title"),
+        repo,
+        key,
+    }
+}
+
+/// Counts a product manager reads first.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FeatureTotals {
+    pub pull_requests: usize,
+    pub merged: usize,
+    pub open: usize,
+    pub stale_approvals: usize,
+    pub outstanding_change_requests: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FeaturePage {
+    pub account: String,
+    pub feature: FeatureRef,
+    /// How PRs joined the feature: label, closing reference, milestone.
+    pub sources: Vec<String>,
+    pub pulls: Vec<PullSummary>,
+    pub totals: FeatureTotals,
+    pub decisions: Timeline,
+}
+
+impl FeaturePage {
+    /// How PRs joined, in words.
+    pub fn sources_text(&self) -> String {
+        self.sources
+            .iter()
+            .map(|s| match s.as_str() {
+                "closes" => "a closing keyword (“Closes #N”)",
+                "label" => "a feature label",
+                "milestone" => "their milestone",
+                other => other,
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+pub async fn feature(
+    pool: &PgPool,
+    repo: &str,
+    key: &str,
+    filters: &Filters,
+    viewer: Viewer,
+) -> Result<FeaturePage, WebError> {
+    let row = repository_row(pool, repo, viewer).await?;
+    let feature = sqlx::query("SELECT repo, key, title FROM features WHERE repo = $1 AND key = $2")
+        .bind(repo)
+        .bind(key)
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(feature_ref)
+        .ok_or_else(|| {
+            WebError::NotFound(format!(
+                "{repo} has no feature {key:?}; the repository page lists its features"
+            ))
+        })?;
+    let members = sqlx::query(
+        "SELECT DISTINCT pr_repo, pr_number, source FROM feature_pull_requests
+          WHERE repo = $1 AND key = $2 ORDER BY pr_repo, pr_number",
+    )
+    .bind(repo)
+    .bind(key)
+    .fetch_all(pool)
+    .await?;
+    let mut prs: Vec<(String, i64)> = members
+        .iter()
+        .map(|r| (r.get("pr_repo"), r.get("pr_number")))
+        .collect();
+    prs.dedup();
+    let mut sources: Vec<String> = members.iter().map(|r| r.get("source")).collect();
+    sources.sort();
+    sources.dedup();
+    let pulls = pull_summaries(pool, &prs, viewer).await?;
+    let totals = FeatureTotals {
+        pull_requests: pulls.len(),
+        merged: pulls.iter().filter(|p| p.merged).count(),
+        open: pulls.iter().filter(|p| p.state == "open").count(),
+        stale_approvals: pulls
+            .iter()
+            .map(|p| p.review.approvals.iter().filter(|a| a.stale).count())
+            .sum(),
+        outstanding_change_requests: pulls
+            .iter()
+            .map(|p| p.review.outstanding_change_requests.len())
+            .sum(),
+    };
+    Ok(FeaturePage {
+        account: row.account,
+        decisions: timeline(pool, &Scope::Feature(repo, key), filters, viewer, false).await?,
+        feature,
+        sources,
+        pulls,
+        totals,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Record: one log entry
+
+/// How far the chain is known to verify, as the projector found reading the log.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainStatus {
+    /// Entries 0..verified_size form an unbroken chain.
+    pub verified_size: i64,
+    /// The first problem found, if any.
+    pub problem: Option<String>,
+    /// This entry is inside the verified prefix.
+    pub covers_this_entry: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordPage {
+    pub account: String,
+    pub seq: i64,
+    pub log_size: i64,
+    pub kind: String,
+    pub event: String,
+    pub delivery_id: String,
+    pub hook_id: Option<String>,
+    pub installation_target_type: Option<String>,
+    pub installation_target_id: Option<String>,
+    pub signature: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub body_sha256: String,
+    pub prev_hash: String,
+    pub entry_hash: String,
+    /// The entry hash recomputed from the stored fields and body just now.
+    pub recomputed_entry_hash: String,
+    /// The body hashes to `body_sha256` and the fields to `entry_hash`.
+    pub entry_intact: bool,
+    /// `prev_hash` is the stored hash of the entry before (or zeros for entry 0).
+    pub links_to_previous: bool,
+    pub chain: ChainStatus,
+    pub body_readable: bool,
+    pub body_bytes: usize,
+    /// The delivery's body exactly as GitHub sent it (lossless when `body_readable`).
+    pub body: String,
+    pub decisions: Vec<DecisionView>,
+}
+
+impl RecordPage {
+    pub fn body_pretty(&self) -> String {
+        serde_json::from_str::<Value>(&self.body)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or_else(|| self.body.clone())
+    }
+    pub fn previous_url(&self) -> Option<String> {
+        (self.seq > 0).then(|| format!("/records/{}/{}", self.account, self.seq - 1))
+    }
+    pub fn next_url(&self) -> Option<String> {
+        (self.seq + 1 < self.log_size)
+            .then(|| format!("/records/{}/{}", self.account, self.seq + 1))
+    }
+}
+
+pub async fn record(
+    pool: &PgPool,
+    account: &str,
+    seq: &str,
+    viewer: Viewer,
+) -> Result<RecordPage, WebError> {
+    let seq: u64 = seq.parse().map_err(|_| {
+        WebError::BadRequest(format!(
+            "{seq:?} is not a log position; positions are whole numbers from 0"
+        ))
+    })?;
+    if seq > i64::MAX as u64 {
+        return Err(WebError::BadRequest(format!("{seq} is beyond any log")));
+    }
+    let not_found = || {
+        WebError::NotFound(format!(
+            "log {account:?} has no entry {seq}{}",
+            sign_in_hint(viewer)
+        ))
+    };
+    let mut conn = pool.acquire().await?;
+    let entry = store::entry_at(&mut *conn, account, seq)
+        .await?
+        .ok_or_else(not_found)?;
+    let decisions: Vec<DecisionView> = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{DECISION_COLUMNS}, d.repo_private FROM decisions d JOIN logs l ON l.id = d.log_id
+          WHERE l.name = $1 AND d.seq = $2 ORDER BY d.ordinal"
+    )))
+    .bind(account)
+    .bind(seq as i64)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| (r.get::<bool, _>("repo_private"), DecisionView::from_row(r)))
+    .filter(|(private, _)| viewer.operator || !private)
+    .map(|(_, d)| d)
+    .collect();
+    if !viewer.operator && !public_entry(&entry.body) {
+        return Err(not_found());
+    }
+    let meta = sqlx::query(
+        "SELECT (SELECT coalesce(max(seq) + 1, 0) FROM log_entries WHERE log_id = l.id) AS size,
+                c.verified_size, c.chain_problem,
+                (SELECT entry_hash FROM log_entries WHERE log_id = l.id AND seq = $2) AS prev
+           FROM logs l LEFT JOIN projection_cursors c ON c.log_id = l.id WHERE l.name = $1",
+    )
+    .bind(account)
+    .bind(seq as i64 - 1)
+    .fetch_one(&mut *conn)
+    .await?;
+    let fields = entry.fields(account);
+    let recomputed = fields.entry_hash();
+    let entry_intact = recomputed[..] == entry.entry_hash[..]
+        && body_hash(&entry.body)[..] == entry.body_sha256[..];
+    let expected_prev: Option<Vec<u8>> = if seq == 0 {
+        Some(GENESIS_PREV_HASH.to_vec())
+    } else {
+        meta.get("prev")
+    };
+    let verified_size: i64 = meta.get::<Option<i64>, _>("verified_size").unwrap_or(0);
+    Ok(RecordPage {
+        account: account.to_string(),
+        seq: seq as i64,
+        log_size: meta.get("size"),
+        kind: entry.kind.clone(),
+        event: entry.event.clone(),
+        delivery_id: entry.delivery_id.clone(),
+        hook_id: entry.hook_id.clone(),
+        installation_target_type: entry.installation_target_type.clone(),
+        installation_target_id: entry.installation_target_id.clone(),
+        signature: entry.signature.clone(),
+        received_at: entry.received_at,
+        body_sha256: hex::encode(&entry.body_sha256),
+        prev_hash: hex::encode(&entry.prev_hash),
+        entry_hash: hex::encode(&entry.entry_hash),
+        recomputed_entry_hash: hex::encode(recomputed),
+        entry_intact,
+        links_to_previous: expected_prev.as_deref() == Some(&entry.prev_hash[..]),
+        chain: ChainStatus {
+            verified_size,
+            problem: meta.get("chain_problem"),
+            covers_this_entry: (seq as i64) < verified_size,
+        },
+        body_readable: entry.body_readable,
+        body_bytes: entry.body.len(),
+        body: String::from_utf8_lossy(&entry.body).into_owned(),
+        decisions,
+    })
+}
+
+/// An entry anonymous visitors may read: its payload names a repository that is public.
+fn public_entry(body: &[u8]) -> bool {
+    let payload: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(_) => return false,
+    };
+    payload
+        .pointer("/repository/private")
+        .and_then(Value::as_bool)
+        == Some(false)
+}
