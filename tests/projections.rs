@@ -239,6 +239,8 @@ async fn table_dump(pool: &sqlx::PgPool) -> Vec<String> {
         "SELECT repo, key, title FROM features ORDER BY 1, 2",
         "SELECT repo, key, pr_repo, pr_number, source FROM feature_pull_requests ORDER BY 1, 2, 3, 4, 5",
         "SELECT log_id, seq, problem FROM projection_problems ORDER BY 1, 2",
+        "SELECT repo, log_id, private, last_activity::text FROM repositories ORDER BY 1",
+        "SELECT log_id, next_seq, verified_size, encode(verified_head, 'hex'), chain_problem FROM projection_cursors ORDER BY 1",
     ] {
         for row in sqlx::query(sql).fetch_all(pool).await.unwrap() {
             let cols: Vec<String> = (0..row.len())

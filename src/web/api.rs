@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::{Uri, header};
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -107,7 +107,7 @@ pub async fn record(
     json(async { views::record(&s.pool, &account, &seq, viewer?).await }.await)
 }
 
-pub async fn not_found(uri: Uri) -> Response {
+pub async fn not_found(OriginalUri(uri): OriginalUri) -> Response {
     error(WebError::NotFound(format!(
         "no API endpoint at {}; /api/openapi.json lists them",
         uri.path()

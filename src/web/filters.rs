@@ -176,7 +176,7 @@ mod tests {
         .unwrap();
         assert_eq!(f.offset(), 2 * PER_PAGE);
         let again = Filters::parse(
-            &form_urlencoded::parse(f.query_for_page(3)[1..].as_bytes())
+            &form_urlencoded::parse(&f.query_for_page(3).as_bytes()[1..])
                 .into_owned()
                 .collect(),
         )

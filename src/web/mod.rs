@@ -62,11 +62,16 @@ pub fn router(pool: PgPool, intake: IntakeState, operator: Option<OperatorToken>
         .route("/{owner}/{repo}/pull/{number}", get(pages::pull))
         .route("/{owner}/{repo}/features/{feature}", get(pages::feature))
         .fallback(pages::not_found)
-        .with_state(state);
+        .with_state(state.clone());
+    // The API's index is addressed with its trailing slash too, as the OpenAPI document does.
+    let api_index = Router::new()
+        .route("/api/", get(api::index))
+        .with_state(state.clone());
     Router::new()
         .route("/healthz", get(healthz))
         .with_state(pool)
         .merge(webhooks)
+        .merge(api_index)
         .nest("/api", api)
         .merge(pages)
         .layer(tower_http::trace::TraceLayer::new_for_http())

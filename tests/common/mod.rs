@@ -230,6 +230,28 @@ impl TestServer {
             .await
     }
 
+    /// GETs a path of this server (with `Authorization: Bearer` when `token` is given).
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.client.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request reaches the server")
+    }
+
+    /// Replays the bundled feature story (src/story.rs); every delivery must be accepted.
+    pub async fn deliver_story(&self) {
+        for d in verdict::story::feature_story("test") {
+            let r = self.deliver(d.event, &d.delivery_id, &d.body).await;
+            assert!(
+                r.status().is_success(),
+                "{} refused: {}",
+                d.delivery_id,
+                r.status()
+            );
+        }
+    }
+
     pub async fn shutdown(mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown().await.unwrap();
@@ -264,4 +286,25 @@ pub fn fixture(rel: &str) -> Vec<u8> {
         .join("tests/fixtures/github/api.github.com")
         .join(rel);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Projects every log entry (alongside the server's own background projector) and returns
+/// once nothing is left to project.
+pub async fn project_all(pool: &PgPool) {
+    let projector = verdict::projections::projector::Projector::new(
+        pool.clone(),
+        verdict::projections::features::DEFAULT_LABEL_PREFIX,
+    );
+    for _ in 0..200 {
+        projector.catch_up().await.unwrap();
+        if verdict::projections::projector::backlog(pool)
+            .await
+            .unwrap()
+            == 0
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the projections did not catch up with the log within 5 s");
 }
