@@ -242,13 +242,15 @@ pub async fn timeline(
     viewer: Viewer,
     newest_first: bool,
 ) -> Result<Timeline, WebError> {
-    let mut q = QueryBuilder::<Postgres>::new(DECISION_COLUMNS);
-    q.push(", count(*) OVER () AS total FROM decisions d JOIN logs l ON l.id = d.log_id WHERE");
+    // Filter, count and order narrow key rows first; only the page's rows are then read in
+    // full (bodies and details make whole rows ten times wider).
+    let mut q = QueryBuilder::<Postgres>::new(
+        "WITH page AS (SELECT d.log_id, d.seq, d.ordinal, d.occurred_at, count(*) OVER () AS total
+           FROM decisions d WHERE",
+    );
     push_scope(&mut q, scope, viewer);
     if let Some(actor) = &filters.actor {
-        q.push(" AND lower(d.actor) = lower(")
-            .push_bind(actor.clone())
-            .push(")");
+        q.push(" AND lower(d.actor) = lower(").push_bind(actor.clone()).push(")");
     }
     if let Some(kind) = &filters.kind {
         q.push(" AND (d.kind = ")
@@ -262,12 +264,7 @@ pub async fn timeline(
             .push_bind(from.and_hms_opt(0, 0, 0).unwrap().and_utc());
     }
     if let Some(to) = filters.to {
-        let end = to
-            .succ_opt()
-            .unwrap_or(to)
-            .and_hms_opt(0, 0, 0)
-            .unwrap()
-            .and_utc();
+        let end = to.succ_opt().unwrap_or(to).and_hms_opt(0, 0, 0).unwrap().and_utc();
         q.push(" AND d.occurred_at < ").push_bind(end);
     }
     if let Some(text) = &filters.q {
@@ -275,15 +272,23 @@ pub async fn timeline(
             .push_bind(text.clone())
             .push(")");
     }
-    q.push(if newest_first {
-        " ORDER BY d.occurred_at DESC, d.log_id DESC, d.seq DESC, d.ordinal DESC"
+    let order = if newest_first {
+        " ORDER BY p.occurred_at DESC, p.log_id DESC, p.seq DESC, p.ordinal DESC"
     } else {
-        " ORDER BY d.occurred_at, d.log_id, d.seq, d.ordinal"
-    });
+        " ORDER BY p.occurred_at, p.log_id, p.seq, p.ordinal"
+    };
+    q.push(order.replace("p.", "d."));
     q.push(" LIMIT ")
         .push_bind(PER_PAGE)
         .push(" OFFSET ")
         .push_bind(filters.offset());
+    q.push(") ");
+    q.push(DECISION_COLUMNS);
+    q.push(
+        ", p.total FROM page p JOIN decisions d USING (log_id, seq, ordinal)
+           JOIN logs l ON l.id = d.log_id",
+    );
+    q.push(order);
     let rows = q.build().fetch_all(pool).await?;
     let total = match rows.first() {
         Some(r) => r.get("total"),

@@ -1,0 +1,55 @@
+//! `verdict demo`, the README's run command: it replays the story through the signed HTTP
+//! endpoint, verifies the log, lists the decisions and prints the feature page's address.
+
+mod common;
+
+use std::process::Command;
+
+use common::TestDb;
+
+fn run_demo(url: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args(["demo", "--no-wait", "--listen", "127.0.0.1:0"])
+        .env("DATABASE_URL", url)
+        .env("VERDICT_LOG", "warn")
+        .output()
+        .expect("verdict runs");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn the_demo_replays_the_story_and_prints_the_feature_page() {
+    let db = TestDb::new().await;
+    let first = run_demo(&db.url);
+    assert_eq!(first.matches("-> 201 Created").count(), 17, "{first}");
+    assert!(first.contains("ok log acme size 17 head 17:"), "{first}");
+    let listed: Vec<&str> = first
+        .lines()
+        .filter(|l| l.contains("acme/storefront") && l.contains(" UTC "))
+        .map(|l| l.split_whitespace().nth(4).unwrap())
+        .collect();
+    let expected: Vec<&str> = verdict::story::STORY_ORDER
+        .iter()
+        .map(|(k, _)| *k)
+        .collect();
+    assert_eq!(listed, expected, "{first}");
+    let feature_url = first
+        .lines()
+        .find(|l| {
+            l.trim_start().starts_with("http://")
+                && l.ends_with("/acme/storefront/features/issue-41")
+        })
+        .unwrap_or_else(|| panic!("no feature page address in:\n{first}"));
+    assert!(feature_url.trim().starts_with("http://127.0.0.1:"));
+
+    // A second run is a redelivery of the same story: acknowledged, nothing appended.
+    let second = run_demo(&db.url);
+    assert_eq!(second.matches("-> 200 OK").count(), 17, "{second}");
+    assert!(second.contains("ok log acme size 17 head 17:"), "{second}");
+}
