@@ -250,7 +250,9 @@ pub async fn timeline(
     );
     push_scope(&mut q, scope, viewer);
     if let Some(actor) = &filters.actor {
-        q.push(" AND lower(d.actor) = lower(").push_bind(actor.clone()).push(")");
+        q.push(" AND lower(d.actor) = lower(")
+            .push_bind(actor.clone())
+            .push(")");
     }
     if let Some(kind) = &filters.kind {
         q.push(" AND (d.kind = ")
@@ -264,7 +266,12 @@ pub async fn timeline(
             .push_bind(from.and_hms_opt(0, 0, 0).unwrap().and_utc());
     }
     if let Some(to) = filters.to {
-        let end = to.succ_opt().unwrap_or(to).and_hms_opt(0, 0, 0).unwrap().and_utc();
+        let end = to
+            .succ_opt()
+            .unwrap_or(to)
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc();
         q.push(" AND d.occurred_at < ").push_bind(end);
     }
     if let Some(text) = &filters.q {
