@@ -1,6 +1,7 @@
 //! The log: append (group-committed, chained) and read back; the source of truth.
 
 pub mod entry;
+pub mod merkle;
 pub mod sequencer;
 pub mod store;
 pub mod verify;
