@@ -1,5 +1,6 @@
 //! The log: append (group-committed, chained) and read back; the source of truth.
 
+pub mod checkpoint;
 pub mod entry;
 pub mod merkle;
 pub mod sequencer;
