@@ -302,6 +302,10 @@ async fn start_server(url: &str) -> Server {
         .env("DATABASE_URL", url)
         .env("GITHUB_WEBHOOK_SECRET", SECRET)
         .env(
+            "VERDICT_DATA_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-serve"),
+        )
+        .env(
             "VERDICT_LOG",
             std::env::var("BENCH_SERVER_LOG").unwrap_or("warn".into()),
         )

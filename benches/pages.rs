@@ -170,6 +170,9 @@ async fn run() {
         max_connections: 8,
         feature_label_prefix: verdict::projections::features::DEFAULT_LABEL_PREFIX.into(),
         admin_token: None,
+        signer: std::sync::Arc::new(
+            verdict::log::checkpoint::CheckpointSigner::generate("verdict.bench").unwrap(),
+        ),
     })
     .await
     .unwrap();

@@ -37,6 +37,8 @@ pub async fn run(
         );
     }
     let database = db::open(database_url, data_dir, db::Migrations::Apply).await?;
+    let (signer, key_path, _) = verdict::log::checkpoint::load_or_generate(None, data_dir)?;
+    println!("checkpoints are signed with {}", key_path.display());
     let running = server::start(ServerConfig {
         database_url: database.url.clone(),
         secrets: WebhookSecrets::from_list(&[DEMO_SECRET]),
@@ -44,6 +46,7 @@ pub async fn run(
         max_connections: 4,
         feature_label_prefix: verdict::projections::features::DEFAULT_LABEL_PREFIX.into(),
         admin_token: None,
+        signer: std::sync::Arc::new(signer),
     })
     .await?;
     let base = format!("http://{}", running.addr);

@@ -13,6 +13,7 @@ use verdict::intake::WebhookSecrets;
 use verdict::log::verify::{ExpectedHead, VerifyError, verify_log};
 use verdict::server::{self, ServerConfig};
 
+mod audit_cli;
 mod demo;
 
 /// verdict keeps GitHub review and merge decisions in an append-only, hash-chained log.
@@ -33,8 +34,18 @@ enum Command {
     Verify(VerifyArgs),
     /// Rebuild every projection (decision records, pull requests, features) from the log.
     Reproject(ReprojectArgs),
-    /// Start verdict on a private database and replay bundled real deliveries through it.
+    /// Start verdict on a private database and replay a bundled feature story through it.
     Demo(DemoArgs),
+    /// Create the Ed25519 key that signs the logs' checkpoints.
+    Keygen(audit_cli::KeygenArgs),
+    /// Write one account's log, checkpoint and verifier key to a bundle for offline audit.
+    Export(audit_cli::ExportArgs),
+    /// Check a bundle completely, without verdict's database.
+    VerifyBundle(audit_cli::VerifyBundleArgs),
+    /// Check one record's downloaded proof (.tlog-proof) against a verifier key.
+    VerifyProof(audit_cli::VerifyProofArgs),
+    /// Prove that a server's current checkpoint extends one saved earlier (as a witness does).
+    Monitor(audit_cli::MonitorArgs),
 }
 
 #[derive(Args, Clone)]
@@ -73,6 +84,10 @@ struct ServeArgs {
     /// private repositories. Without it, pages show public repositories only.
     #[arg(long, env = "VERDICT_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Key that signs the logs' checkpoints (from `verdict keygen`). Without it, verdict
+    /// keeps one in --data-dir, generating it on first start.
+    #[arg(long, env = "VERDICT_SIGNING_KEY_FILE")]
+    signing_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -138,6 +153,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(args) => verify(args).await,
+        Command::Keygen(args) => audit_cli::keygen(args),
+        Command::Export(args) => audit_cli::export(args).await,
+        Command::VerifyBundle(args) => audit_cli::verify_bundle(args),
+        Command::VerifyProof(args) => audit_cli::verify_proof(args),
+        Command::Monitor(args) => audit_cli::monitor(args).await,
         Command::Reproject(args) => {
             let db = open_db(&args.db, db::Migrations::Apply).await?;
             let pool = db::app_pool(&db.url, 2).await?;
@@ -191,6 +211,22 @@ fn stop_cluster(db: &db::Database) {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let secrets = WebhookSecrets::from_list(&args.webhook_secret);
+    let (signer, key_path, generated) =
+        verdict::log::checkpoint::load_or_generate(args.signing_key.as_deref(), &args.db.data_dir)?;
+    if generated {
+        tracing::warn!(
+            "generated a checkpoint signing key at {} (name {}); keep it safe, back it up, and give \
+             every `verdict serve` on this database the same key with --signing-key",
+            key_path.display(),
+            signer.name()
+        );
+    } else {
+        tracing::info!(
+            "signing checkpoints with {} (name {})",
+            key_path.display(),
+            signer.name()
+        );
+    }
     let db = open_db(&args.db, db::Migrations::Apply).await?;
     let running = server::start(ServerConfig {
         database_url: db.url.clone(),
@@ -199,6 +235,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_connections: args.db_connections,
         feature_label_prefix: args.feature_label_prefix,
         admin_token: args.admin_token,
+        signer: std::sync::Arc::new(signer),
     })
     .await?;
     tracing::info!(

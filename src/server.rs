@@ -19,6 +19,8 @@ pub struct ServerConfig {
     pub feature_label_prefix: String,
     /// `VERDICT_ADMIN_TOKEN`: lets its holder see private repositories.
     pub admin_token: Option<String>,
+    /// Signs each log's checkpoints; every process sharing a database needs the same key.
+    pub signer: std::sync::Arc<crate::log::checkpoint::CheckpointSigner>,
 }
 
 /// A bound, running server.
@@ -77,7 +79,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     if operator.is_none() {
         tracing::info!("no VERDICT_ADMIN_TOKEN: pages show public repositories only");
     }
-    let app = crate::web::router(pool, intake, operator);
+    // The Merkle tree and checkpoints follow the log in the background too.
+    let tree = crate::log::tree::TreeBuilder::new(pool.clone(), config.signer.clone()).spawn();
+    let app = crate::web::router(pool, intake, operator, config.signer.clone());
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -96,6 +100,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
             })
             .await;
         projector.abort();
+        tree.abort();
         served
     });
     Ok(RunningServer {

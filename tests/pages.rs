@@ -557,19 +557,54 @@ async fn the_openapi_document_describes_every_endpoint_and_its_answers() {
             "/api/acme/storefront/features/issue-41",
         ),
         ("/api/records/{account}/{seq}", "/api/records/acme/3"),
+        ("/api/logs", "/api/logs"),
+        (
+            "/api/logs/{account}/proof/inclusion",
+            "/api/logs/acme/proof/inclusion?index=3",
+        ),
+        (
+            "/api/logs/{account}/proof/consistency",
+            "/api/logs/acme/proof/consistency?from=3",
+        ),
     ];
+    let text_examples = [
+        ("/api/logs/{account}/key", "/api/logs/acme/key"),
+        (
+            "/api/logs/{account}/checkpoint",
+            "/api/logs/acme/checkpoint",
+        ),
+    ];
+    server.checkpoint_at_least("acme", 17).await;
     let paths = doc["paths"].as_object().unwrap();
     assert_eq!(
         paths.len(),
-        examples.len(),
+        examples.len() + text_examples.len(),
         "every documented path is exercised here"
     );
+    for (template, concrete) in text_examples {
+        assert!(paths[template]["get"]["responses"]["200"]["content"]["text/plain"].is_object());
+        let r = server.get(concrete, None).await;
+        assert_eq!(r.status(), 200, "{concrete}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        assert!(
+            r.text().await.unwrap().contains("verdict.test/acme"),
+            "{concrete}"
+        );
+    }
     for (template, concrete) in examples {
         let op = &paths[template]["get"];
         let schema = &op["responses"]["200"]["content"]["application/json"]["schema"];
         let (status, value) = api(&server, concrete, None).await;
         assert_eq!(status, 200, "{concrete}");
         conforms(&doc, schema, &value, concrete);
+        if concrete == "/api/records/acme/3" {
+            assert!(value["proof"].is_object(), "the record carries its proof");
+        }
     }
     // Error answers follow the Error schema.
     let (_, value) = api(&server, "/api/acme/storefront/pull/999", None).await;

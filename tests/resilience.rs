@@ -27,6 +27,12 @@ impl ServeProcess {
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("DATABASE_URL", &db.url)
             .env("GITHUB_WEBHOOK_SECRET", SECRET)
+            // Processes of one test share a data directory, so they sign with one key.
+            .env(
+                "VERDICT_DATA_DIR",
+                std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                    .join(format!("serve-{}", db.name)),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

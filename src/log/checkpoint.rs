@@ -388,3 +388,105 @@ mod tests {
         assert!(v.open_checkpoint(&forged).is_err(), "same name, other key");
     }
 }
+
+/// Problems reading or writing a signing key file.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error(
+        "cannot read the signing key {path}: {source}. Create one with `verdict keygen --out {path}`"
+    )]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write the signing key {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse { path: String, source: NoteError },
+    #[error(
+        "{path} already exists; refusing to overwrite a signing key (delete it first if you mean it)"
+    )]
+    Exists { path: String },
+}
+
+/// Default key name for generated keys; set a real one with `verdict keygen --name`.
+pub const DEFAULT_KEY_NAME: &str = "verdict.local";
+
+/// Reads a signer key file written by [`write_key_file`] / `verdict keygen`.
+pub fn read_key_file(path: &std::path::Path) -> Result<CheckpointSigner, KeyFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    CheckpointSigner::parse(&text).map_err(|source| KeyFileError::Parse {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Writes a new key file readable by its owner only; never overwrites one.
+pub fn write_key_file(
+    path: &std::path::Path,
+    signer: &CheckpointSigner,
+) -> Result<(), KeyFileError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |source| KeyFileError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| {
+            if source.kind() == std::io::ErrorKind::AlreadyExists {
+                KeyFileError::Exists {
+                    path: path.display().to_string(),
+                }
+            } else {
+                err(source)
+            }
+        })?;
+    writeln!(file, "{}", signer.to_key_text()).map_err(err)
+}
+
+/// The key at `path`, or (without one) the key kept in `data_dir`, generated on first use.
+/// Returns whether it was generated now.
+pub fn load_or_generate(
+    path: Option<&std::path::Path>,
+    data_dir: &std::path::Path,
+) -> Result<(CheckpointSigner, std::path::PathBuf, bool), KeyFileError> {
+    if let Some(path) = path {
+        return Ok((read_key_file(path)?, path.to_path_buf(), false));
+    }
+    let path = data_dir.join("checkpoint-signing.key");
+    if path.exists() {
+        return Ok((read_key_file(&path)?, path, false));
+    }
+    // Several processes may start at once on one data directory: write a private temporary
+    // file, then link it into place, which succeeds for exactly one of them.
+    let signer = CheckpointSigner::generate(DEFAULT_KEY_NAME).expect("the default name is valid");
+    let tmp = data_dir.join(format!(".checkpoint-signing.key.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    write_key_file(&tmp, &signer)?;
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok((signer, path, true)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok((read_key_file(&path)?, path, false))
+        }
+        Err(source) => Err(KeyFileError::Write {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}

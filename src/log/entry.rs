@@ -70,6 +70,57 @@ impl EntryFields<'_> {
     }
 }
 
+/// An entry's hashed fields read back from [`EntryFields::encode`]'s bytes (as carried in
+/// a record's proof file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedEntry {
+    pub log_name: String,
+    pub seq: u64,
+    pub prev_hash: Hash,
+    pub received_at: DateTime<Utc>,
+    pub kind: String,
+    pub delivery_id: String,
+    pub event: String,
+    pub hook_id: String,
+    pub installation_target_type: String,
+    pub installation_target_id: String,
+    pub signature: String,
+    pub body_sha256: Hash,
+}
+
+impl DecodedEntry {
+    /// Decodes exactly the 13 length-prefixed fields, or `None` if the bytes are anything else.
+    pub fn decode(bytes: &[u8]) -> Option<DecodedEntry> {
+        let mut fields: Vec<&[u8]> = Vec::with_capacity(13);
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+            fields.push(rest.get(4..4 + len)?);
+            rest = &rest[4 + len..];
+        }
+        if fields.len() != 13 || fields[0] != ENTRY_HASH_TAG {
+            return None;
+        }
+        let text = |b: &[u8]| String::from_utf8(b.to_vec()).ok();
+        let hash = |b: &[u8]| <Hash>::try_from(b).ok();
+        let micros = i64::from_be_bytes(fields[4].try_into().ok()?);
+        Some(DecodedEntry {
+            log_name: text(fields[1])?,
+            seq: u64::from_be_bytes(fields[2].try_into().ok()?),
+            prev_hash: hash(fields[3])?,
+            received_at: DateTime::from_timestamp_micros(micros)?,
+            kind: text(fields[5])?,
+            delivery_id: text(fields[6])?,
+            event: text(fields[7])?,
+            hook_id: text(fields[8])?,
+            installation_target_type: text(fields[9])?,
+            installation_target_id: text(fields[10])?,
+            signature: text(fields[11])?,
+            body_sha256: hash(fields[12])?,
+        })
+    }
+}
+
 /// SHA-256 of a raw body.
 pub fn body_hash(body: &[u8]) -> Hash {
     Sha256::digest(body).into()
@@ -102,6 +153,22 @@ mod tests {
             signature: Some("sha256=00"),
             body_sha256: body_hash(b"{}"),
         }
+    }
+
+    #[test]
+    fn decoding_reverses_encoding() {
+        let e = sample();
+        let d = DecodedEntry::decode(&e.encode()).unwrap();
+        assert_eq!(
+            (d.log_name.as_str(), d.seq, d.event.as_str()),
+            ("octo-org", 0, "ping")
+        );
+        assert_eq!(d.received_at, e.received_at);
+        assert_eq!(d.body_sha256, e.body_sha256);
+        assert_eq!(d.hook_id, "42");
+        let mut longer = e.encode();
+        longer.push(0);
+        assert!(DecodedEntry::decode(&longer).is_none());
     }
 
     #[test]

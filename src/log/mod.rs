@@ -1,10 +1,13 @@
 //! The log: append (group-committed, chained) and read back; the source of truth.
 
+pub mod bundle;
 pub mod checkpoint;
 pub mod entry;
 pub mod merkle;
+pub mod monitor;
 pub mod sequencer;
 pub mod store;
+pub mod tree;
 pub mod verify;
 
 pub use entry::{Hash, KIND_GITHUB_DELIVERY};

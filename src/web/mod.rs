@@ -6,6 +6,7 @@ pub mod error;
 pub mod filters;
 pub mod markdown;
 pub mod pages;
+pub mod proofs;
 pub mod views;
 
 use axum::Router;
@@ -14,7 +15,10 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use sqlx::PgPool;
 
+use std::sync::Arc;
+
 use crate::intake::webhook::{self, IntakeState};
+use crate::log::checkpoint::CheckpointSigner;
 use access::{HasOperatorToken, OperatorToken};
 use error::WebError;
 
@@ -24,6 +28,8 @@ pub struct WebState {
     pub pool: PgPool,
     /// `None`: no operator; private repositories are shown to nobody.
     pub operator: Option<OperatorToken>,
+    /// Publishes verifier keys; checkpoints are signed by the tree builder.
+    pub signer: Arc<CheckpointSigner>,
 }
 
 impl HasOperatorToken for WebState {
@@ -33,17 +39,31 @@ impl HasOperatorToken for WebState {
 }
 
 /// Builds the application router.
-pub fn router(pool: PgPool, intake: IntakeState, operator: Option<OperatorToken>) -> Router {
+pub fn router(
+    pool: PgPool,
+    intake: IntakeState,
+    operator: Option<OperatorToken>,
+    signer: Arc<CheckpointSigner>,
+) -> Router {
     let webhooks = Router::new()
         .route("/webhooks/github", post(webhook::receive))
         .with_state(intake);
     let state = WebState {
         pool: pool.clone(),
         operator,
+        signer,
     };
     let api = Router::new()
         .route("/", get(api::index))
         .route("/openapi.json", get(api::openapi))
+        .route("/logs", get(proofs::logs))
+        .route("/logs/{account}/key", get(proofs::key))
+        .route("/logs/{account}/checkpoint", get(proofs::checkpoint))
+        .route("/logs/{account}/proof/inclusion", get(proofs::inclusion))
+        .route(
+            "/logs/{account}/proof/consistency",
+            get(proofs::consistency),
+        )
         .route("/records/{account}/{seq}", get(api::record))
         .route("/{owner}/{repo}", get(api::repository))
         .route("/{owner}/{repo}/pull/{number}", get(api::pull))
@@ -58,6 +78,10 @@ pub fn router(pool: PgPool, intake: IntakeState, operator: Option<OperatorToken>
         )
         .route("/operator/sign-out", post(pages::operator_sign_out))
         .route("/records/{account}/{seq}", get(pages::record))
+        .route(
+            "/records/{account}/{seq}/proof",
+            get(proofs::record_proof_file),
+        )
         .route("/{owner}/{repo}", get(pages::repository))
         .route("/{owner}/{repo}/pull/{number}", get(pages::pull))
         .route("/{owner}/{repo}/features/{feature}", get(pages::feature))

@@ -845,6 +845,8 @@ pub struct RecordPage {
     /// The delivery's body exactly as GitHub sent it (lossless when `body_readable`).
     pub body: String,
     pub decisions: Vec<DecisionView>,
+    /// Inclusion in the newest signed checkpoint (absent for a moment after the entry lands).
+    pub proof: Option<super::proofs::RecordProof>,
 }
 
 impl RecordPage {
@@ -950,6 +952,9 @@ pub async fn record(
         body_bytes: entry.body.len(),
         body: String::from_utf8_lossy(&entry.body).into_owned(),
         decisions,
+        proof: super::proofs::record_proof(pool, account, seq)
+            .await?
+            .map(|(proof, _)| proof),
     })
 }
 

@@ -139,6 +139,9 @@ impl TestDb {
 
     /// Starts a verdict server on this database.
     pub async fn server(&self, secrets: &[&str]) -> TestServer {
+        let signer = std::sync::Arc::new(
+            verdict::log::checkpoint::CheckpointSigner::generate("verdict.test").unwrap(),
+        );
         let running = server::start(ServerConfig {
             database_url: self.url.clone(),
             secrets: WebhookSecrets::from_list(secrets),
@@ -146,6 +149,7 @@ impl TestDb {
             max_connections: 8,
             feature_label_prefix: verdict::projections::features::DEFAULT_LABEL_PREFIX.into(),
             admin_token: Some(ADMIN_TOKEN.into()),
+            signer: signer.clone(),
         })
         .await
         .expect("server starts");
@@ -153,6 +157,7 @@ impl TestDb {
             base: format!("http://{}", running.addr),
             client: reqwest::Client::new(),
             running: Some(running),
+            signer,
         }
     }
 }
@@ -197,6 +202,8 @@ pub struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
     running: Option<RunningServer>,
+    /// The key this server signs checkpoints with.
+    pub signer: std::sync::Arc<verdict::log::checkpoint::CheckpointSigner>,
 }
 
 impl TestServer {
@@ -250,6 +257,27 @@ impl TestServer {
                 r.status()
             );
         }
+    }
+
+    /// Waits until the account's newest signed checkpoint covers `size` entries; returns it.
+    pub async fn checkpoint_at_least(&self, account: &str, size: u64) -> String {
+        for _ in 0..200 {
+            let r = self
+                .get(
+                    &format!("/api/logs/{account}/checkpoint"),
+                    Some(ADMIN_TOKEN),
+                )
+                .await;
+            if r.status() == 200 {
+                let note = r.text().await.unwrap();
+                let n: u64 = note.lines().nth(1).unwrap().parse().unwrap();
+                if n >= size {
+                    return note;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no checkpoint of {account} covering {size} entries within 10 s");
     }
 
     pub async fn shutdown(mut self) {

@@ -1,0 +1,349 @@
+//! The verifiable-log API: logs, verifier keys, signed checkpoints, inclusion and
+//! consistency proofs (JSON, hashes base64 as in the C2SP specifications), and a record's
+//! proof as a C2SP tlog-proof file that `verdict verify-proof` checks offline.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Serialize;
+use sqlx::PgPool;
+
+use super::WebState;
+use super::access::Viewer;
+use super::api;
+use super::error::WebError;
+use crate::log::entry::Hash;
+use crate::log::store;
+use crate::log::tree::{self, StoredCheckpoint};
+
+type MaybeViewer = Result<Viewer, WebError>;
+
+fn text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+fn json_or_error<T: Serialize>(r: Result<T, WebError>) -> Response {
+    match r {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => api::error(e),
+    }
+}
+
+fn b64(h: &Hash) -> String {
+    B64.encode(h)
+}
+
+/// Anonymous visitors see the logs of accounts with a public repository only.
+async fn visible(pool: &PgPool, account: &str, viewer: Viewer) -> Result<i64, WebError> {
+    let row: Option<(i64, bool)> = sqlx::query_as(
+        "SELECT l.id, EXISTS (SELECT 1 FROM repositories r WHERE r.log_id = l.id AND NOT r.private)
+           FROM logs l WHERE l.name = $1",
+    )
+    .bind(account)
+    .fetch_optional(pool)
+    .await?;
+    match row {
+        Some((id, public)) if public || viewer.operator => Ok(id),
+        _ => Err(WebError::NotFound(format!(
+            "there is no log for account {account:?}; GET /api/logs lists them"
+        ))),
+    }
+}
+
+async fn checkpoint_of(pool: &PgPool, account: &str) -> Result<StoredCheckpoint, WebError> {
+    tree::latest_checkpoint(pool, account).await?.ok_or_else(|| {
+        WebError::NotFound(format!(
+            "log {account:?} has no signed checkpoint yet; one is signed within a second of its first entry"
+        ))
+    })
+}
+
+#[derive(Serialize)]
+pub struct LogItem {
+    pub account: String,
+    /// Entries in the log.
+    pub size: u64,
+    /// Entries covered by the newest signed checkpoint.
+    pub checkpoint_size: u64,
+    pub origin: String,
+    pub key_url: String,
+    pub checkpoint_url: String,
+}
+
+pub async fn logs(State(s): State<WebState>, viewer: MaybeViewer) -> Response {
+    let result = async {
+        let viewer = viewer?;
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT l.name,
+                    coalesce((SELECT max(seq) + 1 FROM log_entries e WHERE e.log_id = l.id), 0),
+                    coalesce((SELECT max(tree_size) FROM checkpoints c WHERE c.log_id = l.id), 0)
+               FROM logs l
+              WHERE $1 OR EXISTS (SELECT 1 FROM repositories r WHERE r.log_id = l.id AND NOT r.private)
+              ORDER BY l.name",
+        )
+        .bind(viewer.operator)
+        .fetch_all(&s.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(account, size, checkpoint_size)| LogItem {
+                origin: s.signer.origin(&account),
+                key_url: format!("/api/logs/{account}/key"),
+                checkpoint_url: format!("/api/logs/{account}/checkpoint"),
+                account,
+                size: size as u64,
+                checkpoint_size: checkpoint_size as u64,
+            })
+            .collect::<Vec<_>>())
+    }
+    .await;
+    json_or_error(result)
+}
+
+pub async fn key(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    Path(account): Path<String>,
+) -> Response {
+    match async { visible(&s.pool, &account, viewer?).await }.await {
+        Ok(_) => text(format!("{}\n", s.signer.verifier_key(&account))),
+        Err(e) => api::error(e),
+    }
+}
+
+pub async fn checkpoint(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    Path(account): Path<String>,
+) -> Response {
+    let result = async {
+        visible(&s.pool, &account, viewer?).await?;
+        checkpoint_of(&s.pool, &account).await
+    }
+    .await;
+    match result {
+        Ok(c) => text(c.note),
+        Err(e) => api::error(e),
+    }
+}
+
+fn number(params: &HashMap<String, String>, name: &str) -> Result<Option<u64>, WebError> {
+    params
+        .get(name)
+        .map(|v| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| *n <= i64::MAX as u64)
+                .ok_or_else(|| {
+                    WebError::BadRequest(format!("{name}={v:?} is not a whole number from 0"))
+                })
+        })
+        .transpose()
+}
+
+/// A tree size asked for, checked against what the tree covers.
+fn tree_size_param(
+    params: &HashMap<String, String>,
+    name: &str,
+    latest: &StoredCheckpoint,
+) -> Result<u64, WebError> {
+    let size = number(params, name)?.unwrap_or(latest.tree_size);
+    if size > latest.tree_size {
+        return Err(WebError::BadRequest(format!(
+            "{name}={size} is larger than the log's signed tree ({} entries); ask for a size up to that",
+            latest.tree_size
+        )));
+    }
+    Ok(size)
+}
+
+#[derive(Serialize)]
+pub struct InclusionProof {
+    pub index: u64,
+    pub tree_size: u64,
+    pub leaf_hash: String,
+    pub hashes: Vec<String>,
+}
+
+pub async fn inclusion(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    Path(account): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let result = async {
+        let log_id = visible(&s.pool, &account, viewer?).await?;
+        let latest = checkpoint_of(&s.pool, &account).await?;
+        let size = tree_size_param(&params, "size", &latest)?;
+        let index = match (number(&params, "index")?, params.get("delivery")) {
+            (Some(i), None) => i,
+            (None, Some(guid)) => {
+                let seq: Option<i64> = sqlx::query_scalar(
+                    "SELECT seq FROM log_entries WHERE log_id = $1 AND delivery_id = $2",
+                )
+                .bind(log_id)
+                .bind(guid)
+                .fetch_optional(&s.pool)
+                .await?;
+                seq.ok_or_else(|| {
+                    WebError::NotFound(format!("log {account:?} has no delivery {guid:?}"))
+                })? as u64
+            }
+            _ => {
+                return Err(WebError::BadRequest(
+                    "give exactly one of index=N or delivery=GUID".into(),
+                ));
+            }
+        };
+        if index >= size {
+            return Err(WebError::BadRequest(format!(
+                "index {index} is not inside a tree of size {size}; indexes run from 0 to size - 1"
+            )));
+        }
+        let mut conn = s.pool.acquire().await?;
+        let (leaf, hashes) = tree::inclusion_proof(&mut conn, log_id, index, size).await?;
+        Ok(InclusionProof {
+            index,
+            tree_size: size,
+            leaf_hash: b64(&leaf),
+            hashes: hashes.iter().map(b64).collect(),
+        })
+    }
+    .await;
+    json_or_error(result)
+}
+
+#[derive(Serialize)]
+pub struct ConsistencyProof {
+    pub from: u64,
+    pub to: u64,
+    pub hashes: Vec<String>,
+}
+
+pub async fn consistency(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    Path(account): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let result = async {
+        let log_id = visible(&s.pool, &account, viewer?).await?;
+        let latest = checkpoint_of(&s.pool, &account).await?;
+        let to = tree_size_param(&params, "to", &latest)?;
+        let from = number(&params, "from")?.ok_or_else(|| {
+            WebError::BadRequest("from=N (the older tree size) is required".into())
+        })?;
+        if from > to {
+            return Err(WebError::BadRequest(format!(
+                "from={from} is larger than to={to}; a log only grows"
+            )));
+        }
+        let mut conn = s.pool.acquire().await?;
+        let hashes = tree::consistency_proof(&mut conn, log_id, from, to).await?;
+        Ok(ConsistencyProof {
+            from,
+            to,
+            hashes: hashes.iter().map(b64).collect(),
+        })
+    }
+    .await;
+    json_or_error(result)
+}
+
+/// A record's inclusion in the newest checkpoint, as the record page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordProof {
+    pub tree_size: u64,
+    pub leaf_hash: String,
+    pub hashes: Vec<String>,
+    pub checkpoint: String,
+    /// The C2SP tlog-proof file, for `verdict verify-proof`.
+    pub download_url: String,
+}
+
+/// The proof of entry `seq` against the newest checkpoint, or `None` while the tree does not
+/// cover it yet.
+pub async fn record_proof(
+    pool: &PgPool,
+    account: &str,
+    seq: u64,
+) -> Result<Option<(RecordProof, Vec<u8>)>, WebError> {
+    let Some(latest) = tree::latest_checkpoint(pool, account).await? else {
+        return Ok(None);
+    };
+    if seq >= latest.tree_size {
+        return Ok(None);
+    }
+    let mut conn = pool.acquire().await?;
+    let entry = store::entry_at(&mut *conn, account, seq)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("log {account:?} has no entry {seq}")))?;
+    let (leaf, hashes) =
+        tree::inclusion_proof(&mut conn, latest.log_id, seq, latest.tree_size).await?;
+    let encoding = entry.fields(account).encode();
+    let proof = RecordProof {
+        tree_size: latest.tree_size,
+        leaf_hash: b64(&leaf),
+        hashes: hashes.iter().map(b64).collect(),
+        checkpoint: latest.note,
+        download_url: format!("/records/{account}/{seq}/proof"),
+    };
+    Ok(Some((proof, encoding)))
+}
+
+/// The C2SP tlog-proof text of a record. Its `extra` line carries the entry's hashed
+/// encoding (docs/log-format.md), from which the leaf is recomputed.
+pub fn tlog_proof_text(seq: u64, proof: &RecordProof, encoding: &[u8]) -> String {
+    let mut out = format!(
+        "c2sp.org/tlog-proof@v1\nextra {}\nindex {seq}\n",
+        B64.encode(encoding)
+    );
+    for h in &proof.hashes {
+        out.push_str(h);
+        out.push('\n');
+    }
+    out.push('\n');
+    out.push_str(&proof.checkpoint);
+    out
+}
+
+pub async fn record_proof_file(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    Path((account, seq)): Path<(String, String)>,
+) -> Response {
+    let result = async {
+        let viewer = viewer?;
+        // Same visibility as the record page.
+        let page = super::views::record(&s.pool, &account, &seq, viewer).await?;
+        let seq = page.seq as u64;
+        record_proof(&s.pool, &account, seq).await?.ok_or_else(|| {
+            WebError::NotFound(format!(
+                "entry {seq} of {account:?} is not in a signed checkpoint yet; try again in a second"
+            ))
+        }).map(|(proof, encoding)| (seq, tlog_proof_text(seq, &proof, &encoding)))
+    }
+    .await;
+    match result {
+        Ok((seq, body)) => (
+            StatusCode::OK,
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8".to_string(),
+                ),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{account}-{seq}.tlog-proof\""),
+                ),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => super::pages::error_page(Viewer { operator: false }, e),
+    }
+}
