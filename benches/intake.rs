@@ -292,6 +292,10 @@ async fn ceiling(url: &str, payloads: &[(String, Vec<u8>)], n: usize, writers: u
 }
 
 async fn start_server(url: &str) -> Server {
+    start_server_with(url, true).await
+}
+
+async fn start_server_with(url: &str, merkle: bool) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -299,8 +303,14 @@ async fn start_server(url: &str) -> Server {
         .port();
     let child = Command::new(env!("CARGO_BIN_EXE_verdict"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(if merkle {
+            &[][..]
+        } else {
+            &["--no-merkle"][..]
+        })
         .env("DATABASE_URL", url)
         .env("GITHUB_WEBHOOK_SECRET", SECRET)
+        .env("VERDICT_ADMIN_TOKEN", "bench")
         .env(
             "VERDICT_DATA_DIR",
             Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-serve"),
@@ -326,6 +336,31 @@ async fn start_server(url: &str) -> Server {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("verdict serve did not start");
+}
+
+/// Waits until every log's newest checkpoint covers the whole log.
+async fn wait_for_tree(base: &str) {
+    for _ in 0..1200 {
+        let logs: serde_json::Value = reqwest::Client::new()
+            .get(format!("{base}/api/logs"))
+            .bearer_auth("bench")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if logs
+            .as_array()
+            .unwrap_or_else(|| panic!("/api/logs answered {logs}"))
+            .iter()
+            .all(|l| l["size"] == l["checkpoint_size"])
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the Merkle tree did not catch up within 2 minutes");
 }
 
 fn main() {
@@ -383,6 +418,32 @@ async fn run() {
     let (_, hwm_rate) = server.rss_kb();
     drop(server);
 
+    // What maintaining the Merkle tree costs: the same closed loop with and without it,
+    // alternating, each server started with the tree caught up.
+    let mut with_tree: f64 = 0.0;
+    let mut without_tree: f64 = 0.0;
+    for round in 0..2 {
+        for merkle in [false, true] {
+            let server = start_server_with(&url, merkle).await;
+            if merkle {
+                wait_for_tree(&server.base).await;
+            }
+            let tag = format!("tree-{round}-{merkle}");
+            let (r, _) = closed_loop(
+                &server.base,
+                presign(&payloads, deliveries, &tag),
+                concurrency,
+            )
+            .await;
+            if merkle {
+                with_tree = with_tree.max(r);
+            } else {
+                without_tree = without_tree.max(r);
+            }
+            drop(server);
+        }
+    }
+
     let mut bench_conn = PgConnection::connect(&url).await.unwrap();
     let scans: (i64, i64, i64) = sqlx::query_as(
         "SELECT seq_scan, seq_tup_read, COALESCE(idx_scan, 0) FROM pg_stat_user_tables
@@ -419,7 +480,13 @@ async fn run() {
         percentile(&rate_lat, 0.99),
         hwm_rate as f64 / 1024.0
     );
+    println!("| verdict serve without the Merkle tree (best of 2) | {without_tree:.0} | | | |");
+    println!("| verdict serve with the Merkle tree (best of 2) | {with_tree:.0} | | | |");
     println!();
+    println!(
+        "intake with the tree maintained / without: {:.0} % (target: within 10 %, i.e. >= 90 %)",
+        100.0 * with_tree / without_tree
+    );
     println!(
         "verdict max rate / ceiling: {:.0} %",
         100.0 * max_rate / ceiling_rate

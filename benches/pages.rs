@@ -173,6 +173,7 @@ async fn run() {
         signer: std::sync::Arc::new(
             verdict::log::checkpoint::CheckpointSigner::generate("verdict.bench").unwrap(),
         ),
+        build_tree: true,
     })
     .await
     .unwrap();

@@ -1,11 +1,13 @@
 -- Each log is also an RFC 6962 Merkle tree over its entries' hashes. merkle_nodes keeps the
--- hash of every perfect, aligned subtree (level L, index I covers leaves [I*2^L, (I+1)*2^L)),
--- so any inclusion or consistency proof is one lookup of O(log n) rows. checkpoints keeps
--- every signed checkpoint ever issued. Both are append-only like the log itself.
+-- hash of every perfect, aligned subtree above the leaves (level L >= 1, index I covers
+-- leaves [I*2^L, (I+1)*2^L)); leaf hashes are recomputed from log_entries.entry_hash, which
+-- halves what the tree writes. Any inclusion or consistency proof is one lookup of O(log n)
+-- rows. checkpoints keeps every signed checkpoint ever issued; the newest one's size is the
+-- tree's size. Both are append-only like the log itself.
 
 CREATE TABLE merkle_nodes (
     log_id bigint   NOT NULL REFERENCES logs (id),
-    level  smallint NOT NULL CHECK (level BETWEEN 0 AND 63),
+    level  smallint NOT NULL CHECK (level BETWEEN 1 AND 63),
     idx    bigint   NOT NULL CHECK (idx >= 0),
     hash   bytea    NOT NULL CHECK (length(hash) = 32),
     PRIMARY KEY (log_id, level, idx)

@@ -47,6 +47,7 @@ pub async fn run(
         feature_label_prefix: verdict::projections::features::DEFAULT_LABEL_PREFIX.into(),
         admin_token: None,
         signer: std::sync::Arc::new(signer),
+        build_tree: true,
     })
     .await?;
     let base = format!("http://{}", running.addr);
@@ -114,6 +115,34 @@ pub async fn run(
         story::FEATURE_KEY
     );
     println!("all accounts and repositories: {base}/");
+
+    // The tree builder signs a checkpoint within a moment of the last entry.
+    let mut checkpoint = None;
+    for _ in 0..100 {
+        checkpoint = verdict::log::tree::latest_checkpoint(&pool, story::ACCOUNT)
+            .await?
+            .filter(|c| c.tree_size >= 17);
+        if checkpoint.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    if let Some(c) = checkpoint {
+        println!(
+            "
+the log's newest signed checkpoint ({base}/api/logs/{}/checkpoint):",
+            story::ACCOUNT
+        );
+        for line in c.note.lines() {
+            println!("  {line}");
+        }
+        println!("its verifier key: {base}/api/logs/{}/key", story::ACCOUNT);
+        println!(
+            "a record with its Merkle proof: {base}/records/{}/3 (download: {base}/records/{}/3/proof)",
+            story::ACCOUNT,
+            story::ACCOUNT
+        );
+    }
     println!("re-check the log any time with: verdict verify");
 
     if wait {

@@ -88,6 +88,9 @@ struct ServeArgs {
     /// keeps one in --data-dir, generating it on first start.
     #[arg(long, env = "VERDICT_SIGNING_KEY_FILE")]
     signing_key: Option<PathBuf>,
+    /// Don't maintain the Merkle tree and checkpoints: only for measuring what they cost.
+    #[arg(long, hide = true)]
+    no_merkle: bool,
 }
 
 #[derive(Args)]
@@ -236,6 +239,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         feature_label_prefix: args.feature_label_prefix,
         admin_token: args.admin_token,
         signer: std::sync::Arc::new(signer),
+        build_tree: !args.no_merkle,
     })
     .await?;
     tracing::info!(

@@ -19,6 +19,8 @@ pub struct ServerConfig {
     pub feature_label_prefix: String,
     /// `VERDICT_ADMIN_TOKEN`: lets its holder see private repositories.
     pub admin_token: Option<String>,
+    /// Maintain the Merkle tree and checkpoints (off only to measure what they cost).
+    pub build_tree: bool,
     /// Signs each log's checkpoints; every process sharing a database needs the same key.
     pub signer: std::sync::Arc<crate::log::checkpoint::CheckpointSigner>,
 }
@@ -80,7 +82,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         tracing::info!("no VERDICT_ADMIN_TOKEN: pages show public repositories only");
     }
     // The Merkle tree and checkpoints follow the log in the background too.
-    let tree = crate::log::tree::TreeBuilder::new(pool.clone(), config.signer.clone()).spawn();
+    let tree = config
+        .build_tree
+        .then(|| crate::log::tree::TreeBuilder::new(pool.clone(), config.signer.clone()).spawn());
     let app = crate::web::router(pool, intake, operator, config.signer.clone());
     let listener = TcpListener::bind(config.listen)
         .await
@@ -100,7 +104,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
             })
             .await;
         projector.abort();
-        tree.abort();
+        if let Some(tree) = tree {
+            tree.abort();
+        }
         served
     });
     Ok(RunningServer {

@@ -474,6 +474,27 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_worked_example_holds() {
+        let doc = include_str!("../../docs/log-format.md");
+        let h0 = crate::log::entry::parse_hash(
+            "4b58a236777b394329cb65e08d525a9a0f7aa9d2e5b8b961b6fcd9f3fa7a4a54",
+        )
+        .unwrap();
+        let h1 = crate::log::entry::parse_hash(
+            "7cacdea2a203cbebd088ef8c85256edb09900faf9f8d4b3c6b30ef74dba05de2",
+        )
+        .unwrap();
+        let (l0, l1) = (leaf_hash(&h0), leaf_hash(&h1));
+        for h in [l0, l1, root(&[l0, l1])] {
+            assert!(
+                doc.contains(&hex::encode(h)),
+                "{} is not in the document",
+                hex::encode(h)
+            );
+        }
+    }
+
+    #[test]
     fn proofs_take_logarithmically_many_stored_nodes() {
         let size = 1_000_000u64;
         for index in [0, 1, 499_999, 999_999] {
@@ -482,6 +503,30 @@ mod tests {
                 .map(|r| r.nodes().len())
                 .sum();
             assert!(nodes <= 2 * 20, "{index}: {nodes} nodes");
+        }
+    }
+}
+#[cfg(test)]
+mod resume_tests {
+    use super::*;
+    #[test]
+    fn resuming_emits_only_new_nodes() {
+        for split in 1..40u64 {
+            let leaves: Vec<Hash> = (0..40u64).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+            let mut f = Frontier::default();
+            let mut seen = std::collections::HashMap::new();
+            for l in &leaves[..split as usize] {
+                for (id, h) in f.push(*l) {
+                    assert!(seen.insert(id, h).is_none());
+                }
+            }
+            let ids = Frontier::ids(split);
+            let mut g = Frontier::from_nodes(split, ids.iter().map(|id| seen[id]).collect());
+            for l in &leaves[split as usize..] {
+                for (id, h) in g.push(*l) {
+                    assert!(seen.insert(id, h).is_none(), "split {split}: {id:?} again");
+                }
+            }
         }
     }
 }

@@ -46,8 +46,7 @@ impl TreeBuilder {
         let behind: Vec<(i64, String)> = sqlx::query_as(
             "SELECT l.id, l.name FROM logs l
               WHERE coalesce((SELECT max(seq) + 1 FROM log_entries e WHERE e.log_id = l.id), 0)
-                  > coalesce((SELECT max(idx) + 1 FROM merkle_nodes n
-                               WHERE n.log_id = l.id AND n.level = 0), 0)
+                  > coalesce((SELECT max(tree_size) FROM checkpoints c WHERE c.log_id = l.id), 0)
               ORDER BY l.id",
         )
         .fetch_all(&self.pool)
@@ -105,7 +104,12 @@ impl TreeBuilder {
                 );
                 break;
             }
-            for (id, hash) in frontier.push(merkle::leaf_hash(&entry_hash)) {
+            // Leaf hashes are not stored: they are recomputed from the entry hashes.
+            for (id, hash) in frontier
+                .push(merkle::leaf_hash(&entry_hash))
+                .into_iter()
+                .filter(|(id, _)| id.level > 0)
+            {
                 levels.push(id.level as i16);
                 indexes.push(id.index as i64);
                 hashes.push(hash.to_vec());
@@ -153,17 +157,18 @@ impl TreeBuilder {
     }
 }
 
-/// Leaves in a log's stored tree.
+/// Leaves in a log's stored tree: the newest checkpoint's size (the two are written in one
+/// transaction).
 pub async fn tree_size(conn: impl PgExecutor<'_>, log_id: i64) -> sqlx::Result<u64> {
     let n: Option<i64> =
-        sqlx::query_scalar("SELECT max(idx) + 1 FROM merkle_nodes WHERE log_id = $1 AND level = 0")
+        sqlx::query_scalar("SELECT max(tree_size) FROM checkpoints WHERE log_id = $1")
             .bind(log_id)
             .fetch_one(conn)
             .await?;
     Ok(n.unwrap_or(0) as u64)
 }
 
-/// The stored hashes of `ids`, in order (every id must exist).
+/// The hashes of `ids`, in order (every id must exist).
 async fn node_hashes(
     conn: &mut PgConnection,
     log_id: i64,
@@ -172,8 +177,32 @@ async fn node_hashes(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let levels: Vec<i16> = ids.iter().map(|id| id.level as i16).collect();
-    let indexes: Vec<i64> = ids.iter().map(|id| id.index as i64).collect();
+    // Leaves come from the log's entry hashes, interior nodes from merkle_nodes.
+    let seqs: Vec<i64> = ids
+        .iter()
+        .filter(|id| id.level == 0)
+        .map(|id| id.index as i64)
+        .collect();
+    let mut found: HashMap<NodeId, Hash> = HashMap::new();
+    if !seqs.is_empty() {
+        let rows = sqlx::query(
+            "SELECT seq, entry_hash FROM log_entries WHERE log_id = $1 AND seq = ANY($2)",
+        )
+        .bind(log_id)
+        .bind(&seqs)
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in rows {
+            let id = NodeId {
+                level: 0,
+                index: r.get::<i64, _>("seq") as u64,
+            };
+            found.insert(id, merkle::leaf_hash(&r.get::<Vec<u8>, _>("entry_hash")));
+        }
+    }
+    let interior: Vec<&NodeId> = ids.iter().filter(|id| id.level > 0).collect();
+    let levels: Vec<i16> = interior.iter().map(|id| id.level as i16).collect();
+    let indexes: Vec<i64> = interior.iter().map(|id| id.index as i64).collect();
     let rows = sqlx::query(
         "SELECT n.level, n.idx, n.hash FROM merkle_nodes n
            JOIN UNNEST($2::smallint[], $3::bigint[]) AS w(level, idx)
@@ -185,17 +214,14 @@ async fn node_hashes(
     .bind(&indexes)
     .fetch_all(&mut *conn)
     .await?;
-    let found: HashMap<NodeId, Hash> = rows
-        .iter()
-        .map(|r| {
-            let id = NodeId {
-                level: r.get::<i16, _>("level") as u8,
-                index: r.get::<i64, _>("idx") as u64,
-            };
-            let hash: Vec<u8> = r.get("hash");
-            (id, hash.try_into().unwrap_or([0; 32]))
-        })
-        .collect();
+    found.extend(rows.iter().map(|r| {
+        let id = NodeId {
+            level: r.get::<i16, _>("level") as u8,
+            index: r.get::<i64, _>("idx") as u64,
+        };
+        let hash: Vec<u8> = r.get("hash");
+        (id, hash.try_into().unwrap_or([0; 32]))
+    }));
     ids.iter()
         .map(|id| {
             found.get(id).copied().ok_or_else(|| {

@@ -150,6 +150,7 @@ impl TestDb {
             feature_label_prefix: verdict::projections::features::DEFAULT_LABEL_PREFIX.into(),
             admin_token: Some(ADMIN_TOKEN.into()),
             signer: signer.clone(),
+            build_tree: true,
         })
         .await
         .expect("server starts");
