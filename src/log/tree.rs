@@ -177,34 +177,20 @@ async fn node_hashes(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    // Leaves come from the log's entry hashes, interior nodes from merkle_nodes.
+    // Leaves come from the log's entry hashes, interior nodes from merkle_nodes: one query.
     let seqs: Vec<i64> = ids
         .iter()
         .filter(|id| id.level == 0)
         .map(|id| id.index as i64)
         .collect();
-    let mut found: HashMap<NodeId, Hash> = HashMap::new();
-    if !seqs.is_empty() {
-        let rows = sqlx::query(
-            "SELECT seq, entry_hash FROM log_entries WHERE log_id = $1 AND seq = ANY($2)",
-        )
-        .bind(log_id)
-        .bind(&seqs)
-        .fetch_all(&mut *conn)
-        .await?;
-        for r in rows {
-            let id = NodeId {
-                level: 0,
-                index: r.get::<i64, _>("seq") as u64,
-            };
-            found.insert(id, merkle::leaf_hash(&r.get::<Vec<u8>, _>("entry_hash")));
-        }
-    }
     let interior: Vec<&NodeId> = ids.iter().filter(|id| id.level > 0).collect();
     let levels: Vec<i16> = interior.iter().map(|id| id.level as i16).collect();
     let indexes: Vec<i64> = interior.iter().map(|id| id.index as i64).collect();
     let rows = sqlx::query(
-        "SELECT n.level, n.idx, n.hash FROM merkle_nodes n
+        "SELECT 0::smallint AS level, seq AS idx, entry_hash AS hash FROM log_entries
+          WHERE log_id = $1 AND seq = ANY($4)
+         UNION ALL
+         SELECT n.level, n.idx, n.hash FROM merkle_nodes n
            JOIN UNNEST($2::smallint[], $3::bigint[]) AS w(level, idx)
              ON n.level = w.level AND n.idx = w.idx
           WHERE n.log_id = $1",
@@ -212,16 +198,26 @@ async fn node_hashes(
     .bind(log_id)
     .bind(&levels)
     .bind(&indexes)
+    .bind(&seqs)
     .fetch_all(&mut *conn)
     .await?;
-    found.extend(rows.iter().map(|r| {
-        let id = NodeId {
-            level: r.get::<i16, _>("level") as u8,
-            index: r.get::<i64, _>("idx") as u64,
-        };
-        let hash: Vec<u8> = r.get("hash");
-        (id, hash.try_into().unwrap_or([0; 32]))
-    }));
+    let found: HashMap<NodeId, Hash> = rows
+        .iter()
+        .map(|r| {
+            let id = NodeId {
+                level: r.get::<i16, _>("level") as u8,
+                index: r.get::<i64, _>("idx") as u64,
+            };
+            let stored: Hash = r.get::<Vec<u8>, _>("hash").try_into().unwrap_or([0; 32]);
+            // A level-0 row carries the entry hash; the leaf hash is derived from it.
+            let hash = if id.level == 0 {
+                merkle::leaf_hash(&stored)
+            } else {
+                stored
+            };
+            (id, hash)
+        })
+        .collect();
     ids.iter()
         .map(|id| {
             found.get(id).copied().ok_or_else(|| {

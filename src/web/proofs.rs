@@ -48,18 +48,57 @@ async fn visible(pool: &PgPool, account: &str, viewer: Viewer) -> Result<i64, We
     .await?;
     match row {
         Some((id, public)) if public || viewer.operator => Ok(id),
-        _ => Err(WebError::NotFound(format!(
-            "there is no log for account {account:?}; GET /api/logs lists them"
-        ))),
+        _ => Err(unknown_log(account)),
     }
 }
 
-async fn checkpoint_of(pool: &PgPool, account: &str) -> Result<StoredCheckpoint, WebError> {
-    tree::latest_checkpoint(pool, account).await?.ok_or_else(|| {
-        WebError::NotFound(format!(
-            "log {account:?} has no signed checkpoint yet; one is signed within a second of its first entry"
-        ))
-    })
+/// log id, has a public repository, newest checkpoint's size, root and note.
+type LogCheckpointRow = (i64, bool, Option<i64>, Option<Vec<u8>>, Option<String>);
+
+/// The log (if visible) and its newest checkpoint, in one query: proofs are asked for often.
+async fn log_and_checkpoint(
+    pool: &PgPool,
+    account: &str,
+    viewer: Viewer,
+) -> Result<StoredCheckpoint, WebError> {
+    let row: Option<LogCheckpointRow> = sqlx::query_as(
+        "SELECT l.id,
+                EXISTS (SELECT 1 FROM repositories r WHERE r.log_id = l.id AND NOT r.private),
+                c.tree_size, c.root_hash, c.note
+           FROM logs l
+           LEFT JOIN LATERAL (SELECT tree_size, root_hash, note FROM checkpoints
+                               WHERE log_id = l.id ORDER BY tree_size DESC LIMIT 1) c ON true
+          WHERE l.name = $1",
+    )
+    .bind(account)
+    .fetch_optional(pool)
+    .await?;
+    match row {
+        Some((log_id, public, size, root, note)) if public || viewer.operator => {
+            match (size, root, note) {
+                (Some(size), Some(root), Some(note)) => Ok(StoredCheckpoint {
+                    log_id,
+                    tree_size: size as u64,
+                    root: root.try_into().unwrap_or([0; 32]),
+                    note,
+                }),
+                _ => Err(no_checkpoint(account)),
+            }
+        }
+        _ => Err(unknown_log(account)),
+    }
+}
+
+fn unknown_log(account: &str) -> WebError {
+    WebError::NotFound(format!(
+        "there is no log for account {account:?}; GET /api/logs lists them"
+    ))
+}
+
+fn no_checkpoint(account: &str) -> WebError {
+    WebError::NotFound(format!(
+        "log {account:?} has no signed checkpoint yet; one is signed within a second of its first entry"
+    ))
 }
 
 #[derive(Serialize)]
@@ -120,11 +159,7 @@ pub async fn checkpoint(
     viewer: MaybeViewer,
     Path(account): Path<String>,
 ) -> Response {
-    let result = async {
-        visible(&s.pool, &account, viewer?).await?;
-        checkpoint_of(&s.pool, &account).await
-    }
-    .await;
+    let result = async { log_and_checkpoint(&s.pool, &account, viewer?).await }.await;
     match result {
         Ok(c) => text(c.note),
         Err(e) => api::error(e),
@@ -176,8 +211,8 @@ pub async fn inclusion(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let result = async {
-        let log_id = visible(&s.pool, &account, viewer?).await?;
-        let latest = checkpoint_of(&s.pool, &account).await?;
+        let latest = log_and_checkpoint(&s.pool, &account, viewer?).await?;
+        let log_id = latest.log_id;
         let size = tree_size_param(&params, "size", &latest)?;
         let index = match (number(&params, "index")?, params.get("delivery")) {
             (Some(i), None) => i,
@@ -231,8 +266,8 @@ pub async fn consistency(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let result = async {
-        let log_id = visible(&s.pool, &account, viewer?).await?;
-        let latest = checkpoint_of(&s.pool, &account).await?;
+        let latest = log_and_checkpoint(&s.pool, &account, viewer?).await?;
+        let log_id = latest.log_id;
         let to = tree_size_param(&params, "to", &latest)?;
         let from = number(&params, "from")?.ok_or_else(|| {
             WebError::BadRequest("from=N (the older tree size) is required".into())
