@@ -399,3 +399,187 @@ async fn serve_projects_in_the_background_and_reproject_cli_rebuilds() {
         "{stdout}"
     );
 }
+
+/// Every decision kind verdict names comes out of a real GitHub payload: one of GitHub's
+/// published examples, or — for actions the examples lack — an example with only the action
+/// or the deciding field changed, as GitHub sends them. No kind exists only on paper.
+#[test]
+fn every_decision_kind_comes_from_a_real_payload() {
+    let received = at("2026-01-01T00:00:00Z");
+    let mut seen = std::collections::BTreeSet::new();
+    for (event, path) in common::fixture_payloads() {
+        if let Ok(p) = project(&event, &std::fs::read(path).unwrap(), received, "feature:") {
+            seen.extend(p.decisions.into_iter().map(|d| d.kind));
+        }
+    }
+    // The demo story: GitHub's examples with names, numbers, commits and times changed.
+    for d in verdict::story::feature_story("kinds") {
+        if let Ok(p) = project(d.event, &d.body, received, "feature:") {
+            seen.extend(p.decisions.into_iter().map(|d| d.kind));
+        }
+    }
+    let with = |rel: &str, edits: &[(&str, Value)]| {
+        let mut v = json_fixture(rel);
+        for (ptr, value) in edits {
+            let (parent, key) = ptr.rsplit_once('/').unwrap();
+            v.pointer_mut(parent)
+                .and_then(Value::as_object_mut)
+                .unwrap_or_else(|| panic!("{rel} has {parent}"))
+                .insert(key.to_string(), value.clone());
+        }
+        v
+    };
+    let on_pr = json!({"url": "https://api.github.com/repos/o/r/pulls/1"});
+    let derived: Vec<(&str, &str, Value)> = vec![
+        (
+            "pull_request",
+            "pr.edited",
+            with(
+                "pull_request/opened.1.json",
+                &[("/action", json!("edited"))],
+            ),
+        ),
+        (
+            "pull_request",
+            "pr.milestoned",
+            with(
+                "pull_request/opened.1.json",
+                &[
+                    ("/action", json!("milestoned")),
+                    (
+                        "/pull_request/milestone",
+                        json!({"title": "v2", "number": 2}),
+                    ),
+                ],
+            ),
+        ),
+        (
+            "pull_request",
+            "pr.demilestoned",
+            with(
+                "pull_request/opened.1.json",
+                &[("/action", json!("demilestoned"))],
+            ),
+        ),
+        (
+            "pull_request",
+            "pr.auto_merge_enabled",
+            with(
+                "pull_request/opened.1.json",
+                &[("/action", json!("auto_merge_enabled"))],
+            ),
+        ),
+        (
+            "pull_request",
+            "pr.auto_merge_disabled",
+            with(
+                "pull_request/opened.1.json",
+                &[("/action", json!("auto_merge_disabled"))],
+            ),
+        ),
+        (
+            "pull_request",
+            "pr.enqueued",
+            with(
+                "pull_request/opened.1.json",
+                &[("/action", json!("enqueued"))],
+            ),
+        ),
+        (
+            "pull_request",
+            "pr.dequeued",
+            with(
+                "pull_request/opened.1.json",
+                &[("/action", json!("dequeued"))],
+            ),
+        ),
+        (
+            "pull_request_review",
+            "review.edited",
+            with(
+                "pull_request_review/submitted.1.json",
+                &[("/action", json!("edited"))],
+            ),
+        ),
+        (
+            "issue_comment",
+            "comment.edited",
+            with(
+                "issue_comment/edited.1.json",
+                &[("/issue/pull_request", on_pr.clone())],
+            ),
+        ),
+        (
+            "issue_comment",
+            "comment.deleted",
+            with(
+                "issue_comment/deleted.1.json",
+                &[("/issue/pull_request", on_pr.clone())],
+            ),
+        ),
+        (
+            "check_run",
+            "check.cancelled",
+            with(
+                "check_run/completed.1.json",
+                &[("/check_run/conclusion", json!("cancelled"))],
+            ),
+        ),
+        (
+            "check_run",
+            "check.skipped",
+            with(
+                "check_run/completed.1.json",
+                &[("/check_run/conclusion", json!("skipped"))],
+            ),
+        ),
+        (
+            "check_run",
+            "check.timed_out",
+            with(
+                "check_run/completed.1.json",
+                &[("/check_run/conclusion", json!("timed_out"))],
+            ),
+        ),
+        (
+            "check_run",
+            "check.action_required",
+            with(
+                "check_run/completed.1.json",
+                &[("/check_run/conclusion", json!("action_required"))],
+            ),
+        ),
+        (
+            "check_run",
+            "check.stale",
+            with(
+                "check_run/completed.1.json",
+                &[("/check_run/conclusion", json!("stale"))],
+            ),
+        ),
+        (
+            "status",
+            "check.error",
+            with("status/event.1.json", &[("/state", json!("error"))]),
+        ),
+        (
+            "push",
+            "push.forced",
+            with("push/event.1.json", &[("/forced", json!(true))]),
+        ),
+    ];
+    for (event, kind, payload) in derived {
+        let p = project(
+            event,
+            &serde_json::to_vec(&payload).unwrap(),
+            received,
+            "feature:",
+        )
+        .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let kinds: Vec<String> = p.decisions.into_iter().map(|d| d.kind).collect();
+        assert!(kinds.iter().any(|k| k == kind), "{kind}: got {kinds:?}");
+        seen.extend(kinds);
+    }
+    let missing: Vec<&&str> = KINDS.iter().filter(|k| !seen.contains(**k)).collect();
+    assert!(missing.is_empty(), "no real payload yields {missing:?}");
+}
