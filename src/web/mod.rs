@@ -30,6 +30,7 @@ pub struct WebState {
     pub operator: Option<OperatorToken>,
     /// Publishes verifier keys; checkpoints are signed by the tree builder.
     pub signer: Arc<CheckpointSigner>,
+    pub checkpoints: Arc<proofs::CheckpointCache>,
 }
 
 impl HasOperatorToken for WebState {
@@ -52,6 +53,7 @@ pub fn router(
         pool: pool.clone(),
         operator,
         signer,
+        checkpoints: Arc::default(),
     };
     let api = Router::new()
         .route("/", get(api::index))

@@ -3,6 +3,8 @@
 //! proof as a C2SP tlog-proof file that `verdict verify-proof` checks offline.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -55,24 +57,46 @@ async fn visible(pool: &PgPool, account: &str, viewer: Viewer) -> Result<i64, We
 /// log id, has a public repository, newest checkpoint's size, root and note.
 type LogCheckpointRow = (i64, bool, Option<i64>, Option<Vec<u8>>, Option<String>);
 
-/// The log (if visible) and its newest checkpoint, in one query: proofs are asked for often.
+/// Each log's newest checkpoint as last read, kept for as long as the tree builder waits
+/// between runs: a proof then costs one query, not two. Proofs against a checkpoint a quarter
+/// second old are as valid as any; only existing logs are kept, and at most 10,000.
+#[derive(Default)]
+pub struct CheckpointCache(Mutex<HashMap<String, (Instant, LogCheckpointRow)>>);
+
+impl CheckpointCache {
+    fn get(&self, account: &str) -> Option<LogCheckpointRow> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(account)
+            .filter(|(at, _)| at.elapsed() < tree::INTERVAL)
+            .map(|(_, row)| row.clone())
+    }
+
+    fn put(&self, account: &str, row: LogCheckpointRow) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= 10_000 {
+            map.clear();
+        }
+        map.insert(account.to_string(), (Instant::now(), row));
+    }
+}
+
+/// The log (if visible) and its newest checkpoint, in one query (or none, within the cache's
+/// quarter second): proofs are asked for often.
 async fn log_and_checkpoint(
-    pool: &PgPool,
+    state: &WebState,
     account: &str,
     viewer: Viewer,
 ) -> Result<StoredCheckpoint, WebError> {
-    let row: Option<LogCheckpointRow> = sqlx::query_as(
-        "SELECT l.id,
-                EXISTS (SELECT 1 FROM repositories r WHERE r.log_id = l.id AND NOT r.private),
-                c.tree_size, c.root_hash, c.note
-           FROM logs l
-           LEFT JOIN LATERAL (SELECT tree_size, root_hash, note FROM checkpoints
-                               WHERE log_id = l.id ORDER BY tree_size DESC LIMIT 1) c ON true
-          WHERE l.name = $1",
-    )
-    .bind(account)
-    .fetch_optional(pool)
-    .await?;
+    let row = match state.checkpoints.get(account) {
+        Some(row) => Some(row),
+        None => {
+            let row = read_log_and_checkpoint(&state.pool, account).await?;
+            if let Some(r) = &row {
+                state.checkpoints.put(account, r.clone());
+            }
+            row
+        }
+    };
     match row {
         Some((log_id, public, size, root, note)) if public || viewer.operator => {
             match (size, root, note) {
@@ -87,6 +111,25 @@ async fn log_and_checkpoint(
         }
         _ => Err(unknown_log(account)),
     }
+}
+
+async fn read_log_and_checkpoint(
+    pool: &PgPool,
+    account: &str,
+) -> Result<Option<LogCheckpointRow>, WebError> {
+    let row: Option<LogCheckpointRow> = sqlx::query_as(
+        "SELECT l.id,
+                EXISTS (SELECT 1 FROM repositories r WHERE r.log_id = l.id AND NOT r.private),
+                c.tree_size, c.root_hash, c.note
+           FROM logs l
+           LEFT JOIN LATERAL (SELECT tree_size, root_hash, note FROM checkpoints
+                               WHERE log_id = l.id ORDER BY tree_size DESC LIMIT 1) c ON true
+          WHERE l.name = $1",
+    )
+    .bind(account)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row)
 }
 
 fn unknown_log(account: &str) -> WebError {
@@ -159,7 +202,7 @@ pub async fn checkpoint(
     viewer: MaybeViewer,
     Path(account): Path<String>,
 ) -> Response {
-    let result = async { log_and_checkpoint(&s.pool, &account, viewer?).await }.await;
+    let result = async { log_and_checkpoint(&s, &account, viewer?).await }.await;
     match result {
         Ok(c) => text(c.note),
         Err(e) => api::error(e),
@@ -211,7 +254,7 @@ pub async fn inclusion(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let result = async {
-        let latest = log_and_checkpoint(&s.pool, &account, viewer?).await?;
+        let latest = log_and_checkpoint(&s, &account, viewer?).await?;
         let log_id = latest.log_id;
         let size = tree_size_param(&params, "size", &latest)?;
         let index = match (number(&params, "index")?, params.get("delivery")) {
@@ -266,7 +309,7 @@ pub async fn consistency(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let result = async {
-        let latest = log_and_checkpoint(&s.pool, &account, viewer?).await?;
+        let latest = log_and_checkpoint(&s, &account, viewer?).await?;
         let log_id = latest.log_id;
         let to = tree_size_param(&params, "to", &latest)?;
         let from = number(&params, "from")?.ok_or_else(|| {
