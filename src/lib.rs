@@ -5,6 +5,7 @@
 //! verify) → [`web`] (HTTP). [`db`] resolves and migrates PostgreSQL.
 
 pub mod db;
+pub mod feedback;
 pub mod intake;
 pub mod log;
 pub mod projections;

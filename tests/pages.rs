@@ -113,7 +113,7 @@ async fn the_feature_page_tells_the_story_in_order_with_its_review_summary() {
     assert_eq!(
         json["totals"],
         json!({"pull_requests": 2, "merged": 2, "open": 0, "stale_approvals": 1,
-               "outstanding_change_requests": 1})
+               "outstanding_change_requests": 1, "findings": 3})
     );
     let pulls = json["pulls"].as_array().unwrap();
     let pr42 = &pulls[0];
@@ -138,6 +138,24 @@ async fn the_feature_page_tells_the_story_in_order_with_its_review_summary() {
     );
     assert_eq!(pr43["review"]["dismissed"], json!(["rev-sam"]));
     assert_eq!(pr43["review"]["outstanding_change_requests"], json!([]));
+    // The accountability rules' findings, each citing the records it rests on.
+    let rules = |pr: &Value| -> Vec<String> {
+        pr["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rule"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(rules(pr42), ["merged-with-changes-requested"]);
+    assert_eq!(rules(pr43), ["stale-approval", "dismissed-then-merged"]);
+    assert_eq!(
+        pr42["findings"][0]["evidence"],
+        json!(["/records/acme/7", "/records/acme/9"]),
+        "rev-sam's change request and the merge"
+    );
+    assert!(page.contains("data-rule=\"stale-approval\""));
+    assert!(page.contains("data-rule=\"merged-with-changes-requested\""));
     server.shutdown().await;
 }
 

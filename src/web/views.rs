@@ -13,6 +13,7 @@ use super::access::Viewer;
 use super::error::WebError;
 use super::filters::{Filters, PER_PAGE};
 use super::markdown;
+use crate::feedback::rules::{self, Fact, Finding, PullFacts};
 use crate::log::entry::{GENESIS_PREV_HASH, body_hash};
 use crate::log::store;
 use crate::projections::review_state::{ReviewEvent, ReviewState};
@@ -530,6 +531,8 @@ pub struct PullSummary {
     pub html_url: Option<String>,
     pub url: String,
     pub review: ReviewState,
+    /// What the accountability rules find about it (see feedback::rules).
+    pub findings: Vec<Finding>,
 }
 
 impl PullSummary {
@@ -575,12 +578,14 @@ async fn pull_summaries(
     .fetch_all(pool)
     .await?;
     let events = sqlx::query(
-        "SELECT d.repo, d.pr_number, d.kind, d.actor, d.commit_sha, d.occurred_at,
-                (d.details ->> 'review_id')::bigint AS review_id
+        "SELECT d.repo, d.pr_number, d.kind, d.actor, d.commit_sha, d.occurred_at, d.seq,
+                l.name AS account, d.details, (d.details ->> 'review_id')::bigint AS review_id
            FROM decisions d JOIN UNNEST($1::text[], $2::bigint[]) AS w(repo, number)
              ON d.repo = w.repo AND d.pr_number = w.number
+           JOIN logs l ON l.id = d.log_id
           WHERE d.kind IN ('review.approved', 'review.changes_requested', 'review.dismissed',
                            'pr.merged')
+             OR d.kind LIKE 'check.%'
           ORDER BY d.occurred_at, d.log_id, d.seq, d.ordinal",
     )
     .bind(&repos)
@@ -588,17 +593,27 @@ async fn pull_summaries(
     .fetch_all(pool)
     .await?;
     let mut by_pr: BTreeMap<(String, i64), Vec<ReviewEvent>> = BTreeMap::new();
+    let mut facts: BTreeMap<(String, i64), Vec<Fact>> = BTreeMap::new();
     for e in events {
-        by_pr
-            .entry((e.get("repo"), e.get("pr_number")))
-            .or_default()
-            .push(ReviewEvent {
-                kind: e.get("kind"),
+        let key: (String, i64) = (e.get("repo"), e.get("pr_number"));
+        let kind: String = e.get("kind");
+        if !kind.starts_with("check.") {
+            by_pr.entry(key.clone()).or_default().push(ReviewEvent {
+                kind: kind.clone(),
                 actor: e.get("actor"),
                 commit_sha: e.get("commit_sha"),
                 occurred_at: e.get("occurred_at"),
                 review_id: e.get("review_id"),
             });
+        }
+        facts.entry(key).or_default().push(Fact {
+            kind,
+            actor: e.get("actor"),
+            commit_sha: e.get("commit_sha"),
+            occurred_at: e.get("occurred_at"),
+            details: e.get("details"),
+            record: (e.get("account"), e.get("seq")),
+        });
     }
     Ok(rows
         .iter()
@@ -612,6 +627,18 @@ async fn pull_summaries(
                     .map(Vec::as_slice)
                     .unwrap_or(&[]),
                 head_sha.as_deref(),
+            );
+            let findings = rules::judge_pull(
+                &PullFacts {
+                    author: r.get("author"),
+                    merged: r.get("merged"),
+                    merged_by: r.get("merged_by"),
+                    head_sha: head_sha.clone(),
+                },
+                facts
+                    .get(&(repo.clone(), number))
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]),
             );
             PullSummary {
                 url: format!("/{repo}/pull/{number}"),
@@ -628,6 +655,7 @@ async fn pull_summaries(
                 head_sha,
                 html_url: r.get("html_url"),
                 review,
+                findings,
             }
         })
         .collect())
@@ -714,6 +742,8 @@ pub struct FeatureTotals {
     pub open: usize,
     pub stale_approvals: usize,
     pub outstanding_change_requests: usize,
+    /// Findings of the accountability rules across the feature's PRs.
+    pub findings: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -792,6 +822,7 @@ pub async fn feature(
             .iter()
             .map(|p| p.review.outstanding_change_requests.len())
             .sum(),
+        findings: pulls.iter().map(|p| p.findings.len()).sum(),
     };
     Ok(FeaturePage {
         account: row.account,
