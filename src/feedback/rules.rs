@@ -88,7 +88,10 @@ pub struct Fact {
     pub actor: Option<String>,
     pub commit_sha: Option<String>,
     pub occurred_at: DateTime<Utc>,
-    pub details: Value,
+    /// `details.review_id` of review decisions (matches a dismissal to its review).
+    pub review_id: Option<i64>,
+    /// `details.name` (or `context`) of check decisions.
+    pub check_name: Option<String>,
     /// Where the record is in the log (account, seq), cited as evidence.
     pub record: (String, i64),
 }
@@ -177,9 +180,9 @@ pub fn judge_pull(pr: &PullFacts, facts: &[Fact]) -> Vec<Finding> {
                     standing.push(f);
                 }
                 "review.dismissed" => {
-                    let id = f.details.get("review_id");
                     standing.retain(|s| {
-                        !(s.actor == f.actor && (id.is_none() || s.details.get("review_id") == id))
+                        !(s.actor == f.actor
+                            && (f.review_id.is_none() || s.review_id == f.review_id))
                     });
                 }
                 _ => {}
@@ -228,12 +231,7 @@ pub fn judge_pull(pr: &PullFacts, facts: &[Fact]) -> Vec<Finding> {
             .iter()
             .filter(|f| f.kind.starts_with("check.") && f.commit_sha.as_deref() == head)
         {
-            let name = f
-                .details
-                .get("name")
-                .or_else(|| f.details.get("context"))
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let name = f.check_name.as_deref().unwrap_or("");
             checks.retain(|(n, _)| *n != name);
             checks.push((name, f));
         }
@@ -297,21 +295,15 @@ pub fn judge_pull(pr: &PullFacts, facts: &[Fact]) -> Vec<Finding> {
     out
 }
 
-/// Applies the repository-level rules to one push.
-pub fn judge_push(fact: &Fact) -> Option<Finding> {
-    if fact.kind != "push.forced" {
-        return None;
-    }
-    let branch = fact.details.get("default_branch").and_then(Value::as_str)?;
-    let pushed = fact.details.get("ref").and_then(Value::as_str)?;
+/// Applies the repository-level rules to one `push.forced` decision (its details).
+pub fn judge_push(actor: Option<&str>, details: &Value, record: &(String, i64)) -> Option<Finding> {
+    let branch = details.get("default_branch").and_then(Value::as_str)?;
+    let pushed = details.get("ref").and_then(Value::as_str)?;
     (pushed == format!("refs/heads/{branch}")).then(|| {
         Finding::new(
             "force-push-default-branch",
-            format!(
-                "{} force-pushed {branch}",
-                fact.actor.as_deref().unwrap_or("someone")
-            ),
-            vec![&fact.record],
+            format!("{} force-pushed {branch}", actor.unwrap_or("someone")),
+            vec![record],
         )
     })
 }
@@ -327,7 +319,11 @@ mod tests {
             actor: Some(actor.into()),
             commit_sha: Some(sha.into()),
             occurred_at: DateTime::from_timestamp(1_700_000_000 + seq * 60, 0).unwrap(),
-            details,
+            review_id: details.get("review_id").and_then(Value::as_i64),
+            check_name: details
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             record: ("acme".into(), seq),
         }
     }
@@ -433,21 +429,13 @@ mod tests {
 
     #[test]
     fn force_pushes_count_on_the_default_branch_only() {
-        let main = f(
-            1,
-            "push.forced",
-            "dev",
-            "x",
-            json!({"ref": "refs/heads/main", "default_branch": "main"}),
+        let record = ("acme".to_string(), 1);
+        let main = json!({"ref": "refs/heads/main", "default_branch": "main"});
+        let topic = json!({"ref": "refs/heads/topic", "default_branch": "main"});
+        assert_eq!(
+            judge_push(Some("dev"), &main, &record).unwrap().rule,
+            "force-push-default-branch"
         );
-        let topic = f(
-            2,
-            "push.forced",
-            "dev",
-            "x",
-            json!({"ref": "refs/heads/topic", "default_branch": "main"}),
-        );
-        assert_eq!(judge_push(&main).unwrap().rule, "force-push-default-branch");
-        assert!(judge_push(&topic).is_none());
+        assert!(judge_push(Some("dev"), &topic, &record).is_none());
     }
 }

@@ -579,10 +579,11 @@ async fn pull_summaries(
     .await?;
     let events = sqlx::query(
         "SELECT d.repo, d.pr_number, d.kind, d.actor, d.commit_sha, d.occurred_at, d.seq,
-                l.name AS account, d.details, (d.details ->> 'review_id')::bigint AS review_id
+                d.log_id, (d.details ->> 'review_id')::bigint AS review_id,
+                CASE WHEN d.kind LIKE 'check.%'
+                     THEN coalesce(d.details ->> 'name', d.details ->> 'context') END AS check_name
            FROM decisions d JOIN UNNEST($1::text[], $2::bigint[]) AS w(repo, number)
              ON d.repo = w.repo AND d.pr_number = w.number
-           JOIN logs l ON l.id = d.log_id
           WHERE d.kind IN ('review.approved', 'review.changes_requested', 'review.dismissed',
                            'pr.merged')
              OR d.kind LIKE 'check.%'
@@ -592,6 +593,13 @@ async fn pull_summaries(
     .bind(&numbers)
     .fetch_all(pool)
     .await?;
+    // Log names by id, for the records findings cite (there are few logs).
+    let log_names: std::collections::HashMap<i64, String> =
+        sqlx::query_as::<_, (i64, String)>("SELECT id, name FROM logs")
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect();
     let mut by_pr: BTreeMap<(String, i64), Vec<ReviewEvent>> = BTreeMap::new();
     let mut facts: BTreeMap<(String, i64), Vec<Fact>> = BTreeMap::new();
     for e in events {
@@ -606,13 +614,18 @@ async fn pull_summaries(
                 review_id: e.get("review_id"),
             });
         }
+        let log_id: i64 = e.get("log_id");
         facts.entry(key).or_default().push(Fact {
             kind,
             actor: e.get("actor"),
             commit_sha: e.get("commit_sha"),
             occurred_at: e.get("occurred_at"),
-            details: e.get("details"),
-            record: (e.get("account"), e.get("seq")),
+            review_id: e.get("review_id"),
+            check_name: e.get("check_name"),
+            record: (
+                log_names.get(&log_id).cloned().unwrap_or_default(),
+                e.get("seq"),
+            ),
         });
     }
     Ok(rows
