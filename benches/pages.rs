@@ -174,6 +174,7 @@ async fn run() {
             verdict::log::checkpoint::CheckpointSigner::generate("verdict.bench").unwrap(),
         ),
         build_tree: true,
+        judge: true,
     })
     .await
     .unwrap();

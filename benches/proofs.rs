@@ -174,6 +174,7 @@ async fn run() {
         feature_label_prefix: "feature:".into(),
         admin_token: Some(TOKEN.into()),
         build_tree: false,
+        judge: false,
         signer: signer.clone(),
     })
     .await

@@ -48,6 +48,7 @@ pub async fn run(
         admin_token: None,
         signer: std::sync::Arc::new(signer),
         build_tree: true,
+        judge: true,
     })
     .await?;
     let base = format!("http://{}", running.addr);
@@ -80,17 +81,26 @@ pub async fn run(
     }
 
     let pool = db::app_pool(&database.url, 2).await?;
+    // The projector and the judge run in the server's background: wait until the projector
+    // has reached the log's head and the judge has judged all of it (its findings are entries
+    // too, so the projector must reach them as well).
+    for _ in 0..200 {
+        let behind: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM projection_cursors p
+               LEFT JOIN judge_cursors j ON j.log_id = p.log_id
+              WHERE coalesce(j.next_seq, 0) < p.next_seq",
+        )
+        .fetch_one(&pool)
+        .await?;
+        if behind == 0 && verdict::projections::projector::backlog(&pool).await? == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     println!("\nverifying every log from its stored bytes:");
     for head in verdict::log::store::heads(&pool).await? {
         let verified = verify_log(&pool, &head.name, None, |_, _| {}).await?;
         println!("  ok {verified}");
-    }
-    // The projector runs in the server's background; wait for it to reach the log's head.
-    for _ in 0..100 {
-        if verdict::projections::projector::backlog(&pool).await? == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     println!("\ndecision records derived from the log (in GitHub's time order):");
     let rows: Vec<DecisionLine> = sqlx::query_as(
@@ -107,6 +117,21 @@ pub async fn run(
             actor.unwrap_or_default()
         );
     }
+    println!("\nfindings of the accountability rules, recorded in the log:");
+    let findings: Vec<(String, Option<i64>, String, String, i64)> = sqlx::query_as(
+        "SELECT f.repo, f.pr_number, f.rule, f.message, f.seq FROM findings f
+          WHERE f.repo = $1 ORDER BY f.seq",
+    )
+    .bind(story::REPO)
+    .fetch_all(&pool)
+    .await?;
+    for (repo, pr, rule, message, seq) in findings {
+        let pr = pr.map(|n| format!("#{n}")).unwrap_or_default();
+        println!(
+            "  {repo}{pr:<5} {rule:<30} {message} (record {}/{seq})",
+            story::ACCOUNT
+        );
+    }
     println!("\nthe feature page a product manager reads:");
     println!("  {base}/{}/features/{}", story::REPO, story::FEATURE_KEY);
     println!(
@@ -121,7 +146,7 @@ pub async fn run(
     for _ in 0..100 {
         checkpoint = verdict::log::tree::latest_checkpoint(&pool, story::ACCOUNT)
             .await?
-            .filter(|c| c.tree_size >= 17);
+            .filter(|c| c.tree_size >= 20);
         if checkpoint.is_some() {
             break;
         }

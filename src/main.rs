@@ -240,6 +240,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         admin_token: args.admin_token,
         signer: std::sync::Arc::new(signer),
         build_tree: !args.no_merkle,
+        judge: true,
     })
     .await?;
     tracing::info!(

@@ -21,6 +21,8 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     /// Maintain the Merkle tree and checkpoints (off only to measure what they cost).
     pub build_tree: bool,
+    /// Apply the accountability rules and append findings (off in tests that count entries).
+    pub judge: bool,
     /// Signs each log's checkpoints; every process sharing a database needs the same key.
     pub signer: std::sync::Arc<crate::log::checkpoint::CheckpointSigner>,
 }
@@ -67,10 +69,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         return Err(ServeError::NoSecret);
     }
     let pool = crate::db::app_pool(&config.database_url, config.max_connections).await?;
+    let sequencer = Sequencer::new(pool.clone());
     let intake = IntakeState {
         secrets: config.secrets.clone(),
-        sequencer: Sequencer::new(pool.clone()),
+        sequencer: sequencer.clone(),
     };
+    // The accountability rules judge what the projector derived, and append their findings.
+    let judge = config
+        .judge
+        .then(|| crate::feedback::judge::Judge::new(pool.clone(), sequencer).spawn());
     // Projections follow the log in the background, never in the webhook's path.
     let projector = crate::projections::projector::Projector::new(
         pool.clone(),
@@ -104,6 +111,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
             })
             .await;
         projector.abort();
+        if let Some(judge) = judge {
+            judge.abort();
+        }
         if let Some(tree) = tree {
             tree.abort();
         }

@@ -28,7 +28,15 @@ async fn the_demo_replays_the_story_and_prints_the_feature_page() {
     let db = TestDb::new().await;
     let first = run_demo(&db.url);
     assert_eq!(first.matches("-> 201 Created").count(), 17, "{first}");
-    assert!(first.contains("ok log acme size 17 head 17:"), "{first}");
+    // 17 deliveries and the 3 findings the judge appended.
+    assert!(first.contains("ok log acme size 20 head 20:"), "{first}");
+    for rule in [
+        "merged-with-changes-requested",
+        "stale-approval",
+        "dismissed-then-merged",
+    ] {
+        assert!(first.contains(rule), "{rule} in\n{first}");
+    }
     let listed: Vec<&str> = first
         .lines()
         .filter(|l| l.contains("acme/storefront") && l.contains(" UTC "))
@@ -48,8 +56,9 @@ async fn the_demo_replays_the_story_and_prints_the_feature_page() {
         .unwrap_or_else(|| panic!("no feature page address in:\n{first}"));
     assert!(feature_url.trim().starts_with("http://127.0.0.1:"));
 
-    // A second run is a redelivery of the same story: acknowledged, nothing appended.
+    // A second run is a redelivery of the same story: acknowledged, nothing appended, and the
+    // judge finds nothing new.
     let second = run_demo(&db.url);
     assert_eq!(second.matches("-> 200 OK").count(), 17, "{second}");
-    assert!(second.contains("ok log acme size 17 head 17:"), "{second}");
+    assert!(second.contains("ok log acme size 20 head 20:"), "{second}");
 }

@@ -16,6 +16,27 @@ async fn story_server() -> (TestDb, TestServer) {
     (db, server)
 }
 
+/// The story on a server that also judges: returns once its three findings are recorded in
+/// the log and projected.
+async fn judged_story_server() -> (TestDb, TestServer) {
+    let db = TestDb::new().await;
+    let server = db.server_with_judge(&[common::SECRET]).await;
+    server.deliver_story().await;
+    let pool = db.app_pool().await;
+    for _ in 0..200 {
+        project_all(&pool).await;
+        let found: i64 = sqlx::query_scalar("SELECT count(*) FROM findings")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if found >= 3 {
+            return (db, server);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the judge did not record the story's findings within 10 s");
+}
+
 async fn html(server: &TestServer, path: &str, token: Option<&str>) -> (u16, String) {
     let r = server.get(path, token).await;
     let status = r.status().as_u16();
@@ -71,7 +92,7 @@ fn script_vectors(html: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn the_feature_page_tells_the_story_in_order_with_its_review_summary() {
-    let (_db, server) = story_server().await;
+    let (db, server) = judged_story_server().await;
     let path = format!("/{}/features/{}", story::REPO, story::FEATURE_KEY);
 
     let (status, page) = html(&server, &path, None).await;
@@ -156,6 +177,31 @@ async fn the_feature_page_tells_the_story_in_order_with_its_review_summary() {
     );
     assert!(page.contains("data-rule=\"stale-approval\""));
     assert!(page.contains("data-rule=\"merged-with-changes-requested\""));
+    // Findings are log entries of their own kind, chained after the story's 17 deliveries,
+    // each linked from the page; judging again appends nothing.
+    let finding_url = pr42["findings"][0]["record_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(page.contains(&format!("href=\"{finding_url}\"")));
+    let (_, record) = api(&server, &format!("/api{finding_url}"), None).await;
+    assert_eq!(record["kind"], "verdict-finding");
+    assert_eq!(record["event"], "merged-with-changes-requested");
+    assert!(record["seq"].as_i64().unwrap() >= 17);
+    assert_eq!(record["entry_intact"], true);
+    let judge = verdict::feedback::judge::Judge::new(
+        db.app_pool().await,
+        verdict::log::Sequencer::new(db.app_pool().await),
+    );
+    sqlx::query("DELETE FROM judge_cursors")
+        .execute(&db.app_pool().await)
+        .await
+        .unwrap();
+    assert_eq!(
+        judge.catch_up().await.unwrap(),
+        0,
+        "the same findings are not appended twice"
+    );
     server.shutdown().await;
 }
 
@@ -559,7 +605,8 @@ async fn no_script_from_a_pull_request_reaches_a_readers_browser() {
 
 #[tokio::test]
 async fn the_openapi_document_describes_every_endpoint_and_its_answers() {
-    let (_db, server) = story_server().await;
+    // With the judge, so findings are in the answers too.
+    let (_db, server) = judged_story_server().await;
     let (status, doc) = api(&server, "/api/openapi.json", None).await;
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");
@@ -622,6 +669,9 @@ async fn the_openapi_document_describes_every_endpoint_and_its_answers() {
         conforms(&doc, schema, &value, concrete);
         if concrete == "/api/records/acme/3" {
             assert!(value["proof"].is_object(), "the record carries its proof");
+        }
+        if concrete.contains("/features/") {
+            assert_eq!(value["totals"]["findings"], 3, "findings are checked too");
         }
     }
     // Error answers follow the Error schema.

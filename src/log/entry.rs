@@ -16,6 +16,9 @@ pub const ENTRY_HASH_TAG: &[u8] = b"verdict/log-entry/v1";
 /// Entry kind of a GitHub webhook delivery. Later kinds (verdict's own findings) share the chain.
 pub const KIND_GITHUB_DELIVERY: &str = "github-delivery";
 
+/// Entry kind of verdict's own judgments: a finding of an accountability rule.
+pub const KIND_FINDING: &str = "verdict-finding";
+
 /// Everything the entry hash commits to. Optional GitHub headers that were absent are `None`
 /// and encode exactly like an empty value (GitHub never sends empty values for them).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,5 +3,6 @@
 
 pub mod decisions;
 pub mod features;
+pub mod findings;
 pub mod projector;
 pub mod review_state;

@@ -66,7 +66,7 @@ impl Projector {
     pub async fn rebuild(&self) -> sqlx::Result<CatchUp> {
         sqlx::query(
             "TRUNCATE projection_cursors, decisions, pull_requests, features,
-                      feature_pull_requests, projection_problems, repositories",
+                      feature_pull_requests, projection_problems, repositories, findings",
         )
         .execute(&self.pool)
         .await?;
@@ -127,6 +127,33 @@ impl Projector {
             last = Some(entry.seq);
             done.entries += 1;
             chain.check(log_name, entry);
+            if entry.kind == crate::log::entry::KIND_FINDING {
+                match super::findings::apply(
+                    &mut tx,
+                    log_id,
+                    entry.seq as i64,
+                    entry.received_at,
+                    &entry.body,
+                )
+                .await
+                {
+                    Ok(()) => {}
+                    Err(super::findings::FindingError::Database(e)) => return Err(e),
+                    Err(problem) => {
+                        done.problems += 1;
+                        sqlx::query(
+                            "INSERT INTO projection_problems (log_id, seq, problem) VALUES ($1, $2, $3)
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .bind(log_id)
+                        .bind(entry.seq as i64)
+                        .bind(problem.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                continue;
+            }
             if entry.kind != crate::log::KIND_GITHUB_DELIVERY {
                 continue;
             }

@@ -13,7 +13,7 @@ use super::access::Viewer;
 use super::error::WebError;
 use super::filters::{Filters, PER_PAGE};
 use super::markdown;
-use crate::feedback::rules::{self, Fact, Finding, PullFacts};
+use crate::feedback::facts;
 use crate::log::entry::{GENESIS_PREV_HASH, body_hash};
 use crate::log::store;
 use crate::projections::review_state::{ReviewEvent, ReviewState};
@@ -531,8 +531,63 @@ pub struct PullSummary {
     pub html_url: Option<String>,
     pub url: String,
     pub review: ReviewState,
-    /// What the accountability rules find about it (see feedback::rules).
-    pub findings: Vec<Finding>,
+    /// What the accountability rules found about it, as recorded in the log.
+    pub findings: Vec<RecordedFinding>,
+}
+
+/// A finding of an accountability rule, as its log entry records it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordedFinding {
+    /// Stable rule id (see feedback::rules::RULES).
+    pub rule: String,
+    pub severity: String,
+    pub message: String,
+    /// Permalinks of the decision records the finding rests on.
+    pub evidence: Vec<String>,
+    /// Permalink of the finding's own log entry.
+    pub record_url: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// The recorded findings of `prs`, by PR.
+async fn recorded_findings(
+    pool: &PgPool,
+    prs: &[(String, i64)],
+    viewer: Viewer,
+) -> Result<BTreeMap<(String, i64), Vec<RecordedFinding>>, WebError> {
+    let repos: Vec<String> = prs.iter().map(|p| p.0.clone()).collect();
+    let numbers: Vec<i64> = prs.iter().map(|p| p.1).collect();
+    let rows = sqlx::query(
+        "SELECT f.repo, f.pr_number, f.rule, f.severity, f.message, f.evidence, f.seq,
+                f.recorded_at, l.name AS account
+           FROM findings f JOIN UNNEST($1::text[], $2::bigint[]) AS w(repo, number)
+             ON f.repo = w.repo AND f.pr_number = w.number
+           JOIN logs l ON l.id = f.log_id
+          WHERE NOT f.repo_private OR $3
+          ORDER BY f.log_id, f.seq",
+    )
+    .bind(&repos)
+    .bind(&numbers)
+    .bind(viewer.operator)
+    .fetch_all(pool)
+    .await?;
+    let mut out: BTreeMap<(String, i64), Vec<RecordedFinding>> = BTreeMap::new();
+    for r in rows {
+        let account: String = r.get("account");
+        let seq: i64 = r.get("seq");
+        let evidence: Value = r.get("evidence");
+        out.entry((r.get("repo"), r.get("pr_number")))
+            .or_default()
+            .push(RecordedFinding {
+                rule: r.get("rule"),
+                severity: r.get("severity"),
+                message: r.get("message"),
+                evidence: serde_json::from_value(evidence).unwrap_or_default(),
+                record_url: format!("/records/{account}/{seq}"),
+                recorded_at: r.get("recorded_at"),
+            });
+    }
+    Ok(out)
 }
 
 impl PullSummary {
@@ -577,82 +632,30 @@ async fn pull_summaries(
     .bind(viewer.operator)
     .fetch_all(pool)
     .await?;
-    let events = sqlx::query(
-        "SELECT d.repo, d.pr_number, d.kind, d.actor, d.commit_sha, d.occurred_at, d.seq,
-                d.log_id, (d.details ->> 'review_id')::bigint AS review_id,
-                CASE WHEN d.kind LIKE 'check.%'
-                     THEN coalesce(d.details ->> 'name', d.details ->> 'context') END AS check_name
-           FROM decisions d JOIN UNNEST($1::text[], $2::bigint[]) AS w(repo, number)
-             ON d.repo = w.repo AND d.pr_number = w.number
-          WHERE d.kind IN ('review.approved', 'review.changes_requested', 'review.dismissed',
-                           'pr.merged')
-             OR d.kind LIKE 'check.%'
-          ORDER BY d.occurred_at, d.log_id, d.seq, d.ordinal",
-    )
-    .bind(&repos)
-    .bind(&numbers)
-    .fetch_all(pool)
-    .await?;
-    // Log names by id, for the records findings cite (there are few logs).
-    let log_names: std::collections::HashMap<i64, String> =
-        sqlx::query_as::<_, (i64, String)>("SELECT id, name FROM logs")
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .collect();
-    let mut by_pr: BTreeMap<(String, i64), Vec<ReviewEvent>> = BTreeMap::new();
-    let mut facts: BTreeMap<(String, i64), Vec<Fact>> = BTreeMap::new();
-    for e in events {
-        let key: (String, i64) = (e.get("repo"), e.get("pr_number"));
-        let kind: String = e.get("kind");
-        if !kind.starts_with("check.") {
-            by_pr.entry(key.clone()).or_default().push(ReviewEvent {
-                kind: kind.clone(),
-                actor: e.get("actor"),
-                commit_sha: e.get("commit_sha"),
-                occurred_at: e.get("occurred_at"),
-                review_id: e.get("review_id"),
-            });
-        }
-        let log_id: i64 = e.get("log_id");
-        facts.entry(key).or_default().push(Fact {
-            kind,
-            actor: e.get("actor"),
-            commit_sha: e.get("commit_sha"),
-            occurred_at: e.get("occurred_at"),
-            review_id: e.get("review_id"),
-            check_name: e.get("check_name"),
-            record: (
-                log_names.get(&log_id).cloned().unwrap_or_default(),
-                e.get("seq"),
-            ),
-        });
-    }
+    let facts = facts::load(pool, prs).await?;
+    let mut findings = recorded_findings(pool, prs, viewer).await?;
     Ok(rows
         .iter()
         .map(|r| {
             let repo: String = r.get("repo");
             let number: i64 = r.get("number");
             let head_sha: Option<String> = r.get("head_sha");
-            let review = ReviewState::replay(
-                by_pr
-                    .get(&(repo.clone(), number))
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[]),
-                head_sha.as_deref(),
-            );
-            let findings = rules::judge_pull(
-                &PullFacts {
-                    author: r.get("author"),
-                    merged: r.get("merged"),
-                    merged_by: r.get("merged_by"),
-                    head_sha: head_sha.clone(),
-                },
-                facts
-                    .get(&(repo.clone(), number))
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[]),
-            );
+            let events: Vec<ReviewEvent> = facts
+                .get(&(repo.clone(), number))
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+                .iter()
+                .filter(|f| !f.kind.starts_with("check."))
+                .map(|f| ReviewEvent {
+                    kind: f.kind.clone(),
+                    actor: f.actor.clone(),
+                    commit_sha: f.commit_sha.clone(),
+                    occurred_at: f.occurred_at,
+                    review_id: f.review_id,
+                })
+                .collect();
+            let review = ReviewState::replay(&events, head_sha.as_deref());
+            let findings = findings.remove(&(repo.clone(), number)).unwrap_or_default();
             PullSummary {
                 url: format!("/{repo}/pull/{number}"),
                 repo,

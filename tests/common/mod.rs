@@ -137,8 +137,18 @@ impl TestDb {
         db::app_pool(&self.url, 4).await.unwrap()
     }
 
-    /// Starts a verdict server on this database.
+    /// Starts a verdict server on this database, without the judge, so tests can count
+    /// entries exactly.
     pub async fn server(&self, secrets: &[&str]) -> TestServer {
+        self.server_with(secrets, false).await
+    }
+
+    /// Starts a verdict server that also judges and appends findings.
+    pub async fn server_with_judge(&self, secrets: &[&str]) -> TestServer {
+        self.server_with(secrets, true).await
+    }
+
+    async fn server_with(&self, secrets: &[&str], judge: bool) -> TestServer {
         let signer = std::sync::Arc::new(
             verdict::log::checkpoint::CheckpointSigner::generate("verdict.test").unwrap(),
         );
@@ -151,6 +161,7 @@ impl TestDb {
             admin_token: Some(ADMIN_TOKEN.into()),
             signer: signer.clone(),
             build_tree: true,
+            judge,
         })
         .await
         .expect("server starts");

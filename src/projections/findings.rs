@@ -1,0 +1,63 @@
+//! Finding entries: the body verdict writes to the log for each finding of an accountability
+//! rule, and its projection into the `findings` table that pages read.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+/// The JSON body of a `verdict-finding` log entry (docs/log-format.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingBody {
+    pub rule: String,
+    pub severity: String,
+    pub message: String,
+    /// Shaped like GitHub's, so the same visibility rules apply to findings as to deliveries.
+    pub repository: FindingRepository,
+    pub pull_request: Option<i64>,
+    /// Permalinks (`/records/{account}/{seq}`) of the decision records it rests on.
+    pub evidence: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingRepository {
+    pub full_name: String,
+    pub private: bool,
+}
+
+/// Projects one finding entry.
+pub async fn apply(
+    tx: &mut PgConnection,
+    log_id: i64,
+    seq: i64,
+    recorded_at: DateTime<Utc>,
+    body: &[u8],
+) -> Result<(), FindingError> {
+    let f: FindingBody = serde_json::from_slice(body).map_err(FindingError::Body)?;
+    sqlx::query(
+        "INSERT INTO findings (log_id, seq, rule, severity, repo, repo_private, pr_number,
+             message, evidence, recorded_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+    )
+    .bind(log_id)
+    .bind(seq)
+    .bind(&f.rule)
+    .bind(&f.severity)
+    .bind(&f.repository.full_name)
+    .bind(f.repository.private)
+    .bind(f.pull_request)
+    .bind(&f.message)
+    .bind(serde_json::json!(f.evidence))
+    .bind(recorded_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(FindingError::Database)?;
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FindingError {
+    #[error("finding body is not a finding: {0}")]
+    Body(serde_json::Error),
+    #[error(transparent)]
+    Database(sqlx::Error),
+}
