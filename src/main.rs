@@ -34,6 +34,8 @@ enum Command {
     Verify(VerifyArgs),
     /// Rebuild every projection (decision records, pull requests, features) from the log.
     Reproject(ReprojectArgs),
+    /// Accountability rules: `verdict rules rerun` judges the whole history again.
+    Rules(RulesArgs),
     /// Start verdict on a private database and replay a bundled feature story through it.
     Demo(DemoArgs),
     /// Create the Ed25519 key that signs the logs' checkpoints.
@@ -91,6 +93,19 @@ struct ServeArgs {
     /// Don't maintain the Merkle tree and checkpoints: only for measuring what they cost.
     #[arg(long, hide = true)]
     no_merkle: bool,
+}
+
+#[derive(Args)]
+struct RulesArgs {
+    #[command(subcommand)]
+    command: RulesCommand,
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Apply every rule to the whole history; findings not yet in the log are appended
+    /// (the ones already there are not repeated).
+    Rerun(ReprojectArgs),
 }
 
 #[derive(Args)]
@@ -161,6 +176,30 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::VerifyBundle(args) => audit_cli::verify_bundle(args),
         Command::VerifyProof(args) => audit_cli::verify_proof(args),
         Command::Monitor(args) => audit_cli::monitor(args).await,
+        Command::Rules(RulesArgs {
+            command: RulesCommand::Rerun(args),
+        }) => {
+            let db = open_db(&args.db, db::Migrations::Apply).await?;
+            let pool = db::app_pool(&db.url, 2).await?;
+            // Judge what the log says now: bring the projections up to date first.
+            verdict::projections::projector::Projector::new(
+                pool.clone(),
+                args.feature_label_prefix,
+            )
+            .catch_up()
+            .await?;
+            sqlx::query("DELETE FROM judge_cursors")
+                .execute(&pool)
+                .await?;
+            let judge = verdict::feedback::judge::Judge::new(
+                pool.clone(),
+                verdict::log::Sequencer::new(pool.clone()),
+            );
+            let appended = judge.catch_up().await?;
+            println!("judged the whole history: {appended} new findings appended to the log");
+            stop_cluster(&db);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Reproject(args) => {
             let db = open_db(&args.db, db::Migrations::Apply).await?;
             let pool = db::app_pool(&db.url, 2).await?;

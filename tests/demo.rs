@@ -62,3 +62,34 @@ async fn the_demo_replays_the_story_and_prints_the_feature_page() {
     assert_eq!(second.matches("-> 200 OK").count(), 17, "{second}");
     assert!(second.contains("ok log acme size 20 head 20:"), "{second}");
 }
+
+fn verdict_cli(url: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("VERDICT_LOG", "warn")
+        .output()
+        .expect("verdict runs");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn rules_rerun_judges_the_whole_history_and_never_repeats_a_finding() {
+    let db = TestDb::new().await;
+    // A server without the judge: the story is in the log, unjudged.
+    let server = db.server(&[common::SECRET]).await;
+    server.deliver_story().await;
+    server.shutdown().await;
+    let first = verdict_cli(&db.url, &["rules", "rerun"]);
+    assert!(first.contains("3 new findings appended"), "{first}");
+    let again = verdict_cli(&db.url, &["rules", "rerun"]);
+    assert!(again.contains("0 new findings appended"), "{again}");
+    let verified = verdict_cli(&db.url, &["verify", "--log", "acme"]);
+    assert!(verified.contains("ok log acme size 20"), "{verified}");
+}
