@@ -623,6 +623,7 @@ async fn the_openapi_document_describes_every_endpoint_and_its_answers() {
         ),
         ("/api/records/{account}/{seq}", "/api/records/acme/3"),
         ("/api/logs", "/api/logs"),
+        ("/api/findings", "/api/findings"),
         (
             "/api/logs/{account}/proof/inclusion",
             "/api/logs/acme/proof/inclusion?index=3",

@@ -113,3 +113,17 @@ pub async fn not_found(OriginalUri(uri): OriginalUri) -> Response {
         uri.path()
     )))
 }
+
+pub async fn findings(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    json(
+        async {
+            let filters = views::FindingFilters::parse(&params)?;
+            views::findings(&s.pool, &filters, viewer?).await
+        }
+        .await,
+    )
+}

@@ -58,6 +58,7 @@ pub fn router(
     let api = Router::new()
         .route("/", get(api::index))
         .route("/openapi.json", get(api::openapi))
+        .route("/findings", get(api::findings))
         .route("/logs", get(proofs::logs))
         .route("/logs/{account}/key", get(proofs::key))
         .route("/logs/{account}/checkpoint", get(proofs::checkpoint))
@@ -79,6 +80,7 @@ pub fn router(
             get(pages::operator_form).post(pages::operator_sign_in),
         )
         .route("/operator/sign-out", post(pages::operator_sign_out))
+        .route("/findings", get(pages::findings))
         .route("/records/{account}/{seq}", get(pages::record))
         .route(
             "/records/{account}/{seq}/proof",

@@ -75,6 +75,15 @@ struct RecordHtml {
 }
 
 #[derive(Template)]
+#[template(path = "findings.html")]
+struct FindingsHtml {
+    viewer: Viewer,
+    api_url: String,
+    rules: &'static [crate::feedback::rules::Rule],
+    page: views::FindingsPage,
+}
+
+#[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorHtml {
     viewer: Viewer,
@@ -303,4 +312,24 @@ pub async fn not_found(viewer: MaybeViewer, uri: Uri) -> Response {
             uri.path()
         )),
     )
+}
+
+pub async fn findings(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    uri: Uri,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let viewer = viewer_or_error!(viewer);
+    let result = async {
+        let filters = views::FindingFilters::parse(&params)?;
+        Ok(FindingsHtml {
+            viewer,
+            api_url: api_url(&uri),
+            rules: crate::feedback::rules::RULES,
+            page: views::findings(&s.pool, &filters, viewer).await?,
+        })
+    }
+    .await;
+    respond(viewer, result)
 }

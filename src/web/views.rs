@@ -1016,3 +1016,163 @@ fn public_entry(body: &[u8]) -> bool {
         .and_then(Value::as_bool)
         == Some(false)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Findings across repositories
+
+/// One finding in the findings list.
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingItem {
+    pub rule: String,
+    pub severity: String,
+    pub message: String,
+    pub repo: String,
+    pub pr_number: Option<i64>,
+    pub evidence: Vec<String>,
+    pub record_url: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// The filters of the findings page, checked against the rules that exist.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FindingFilters {
+    pub rule: Option<String>,
+    pub severity: Option<String>,
+    pub repo: Option<String>,
+    pub page: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingsPage {
+    pub findings: Vec<FindingItem>,
+    pub filters: FindingFilters,
+    pub total: i64,
+    pub per_page: i64,
+}
+
+impl FindingsPage {
+    pub fn pages(&self) -> i64 {
+        ((self.total + PER_PAGE - 1) / PER_PAGE).max(1)
+    }
+    /// The query string of another page with the same filters.
+    pub fn query_for_page(&self, page: i64) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("rule", &self.filters.rule),
+            ("severity", &self.filters.severity),
+            ("repo", &self.filters.repo),
+        ] {
+            if let Some(v) = v {
+                q.append_pair(k, v);
+            }
+        }
+        q.append_pair("page", &page.to_string());
+        format!("?{}", q.finish())
+    }
+}
+
+impl FindingFilters {
+    pub fn parse(params: &std::collections::HashMap<String, String>) -> Result<Self, WebError> {
+        let get = |k: &str| {
+            params
+                .get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let rule = get("rule");
+        if let Some(r) = &rule
+            && !crate::feedback::rules::RULES
+                .iter()
+                .any(|known| known.id == r)
+        {
+            let ids: Vec<&str> = crate::feedback::rules::RULES.iter().map(|r| r.id).collect();
+            return Err(WebError::BadRequest(format!(
+                "rule={r:?} is not a rule; use one of {}",
+                ids.join(", ")
+            )));
+        }
+        let severity = get("severity");
+        if let Some(s) = &severity
+            && !["low", "medium", "high"].contains(&s.as_str())
+        {
+            return Err(WebError::BadRequest(format!(
+                "severity={s:?} is not a severity; use low, medium or high"
+            )));
+        }
+        let repo = get("repo");
+        if let Some(r) = &repo
+            && r.split('/').filter(|p| !p.is_empty()).count() != 2
+        {
+            return Err(WebError::BadRequest(format!(
+                "repo={r:?} is not a repository; write it as owner/name"
+            )));
+        }
+        let page = match get("page") {
+            None => 1,
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=100_000).contains(n))
+                .ok_or_else(|| {
+                    WebError::BadRequest(format!("page={v:?} is not a page number from 1"))
+                })?,
+        };
+        Ok(FindingFilters {
+            rule,
+            severity,
+            repo,
+            page,
+        })
+    }
+}
+
+/// Findings across every repository the viewer may see, newest first.
+pub async fn findings(
+    pool: &PgPool,
+    filters: &FindingFilters,
+    viewer: Viewer,
+) -> Result<FindingsPage, WebError> {
+    let rows = sqlx::query(
+        "SELECT f.rule, f.severity, f.message, f.repo, f.pr_number, f.evidence, f.seq,
+                f.recorded_at, l.name AS account, count(*) OVER () AS total
+           FROM findings f JOIN logs l ON l.id = f.log_id
+          WHERE (NOT f.repo_private OR $1)
+            AND ($2::text IS NULL OR f.rule = $2)
+            AND ($3::text IS NULL OR f.severity = $3)
+            AND ($4::text IS NULL OR f.repo = $4)
+          ORDER BY f.recorded_at DESC, f.log_id, f.seq DESC
+          LIMIT $5 OFFSET $6",
+    )
+    .bind(viewer.operator)
+    .bind(&filters.rule)
+    .bind(&filters.severity)
+    .bind(&filters.repo)
+    .bind(PER_PAGE)
+    .bind((filters.page - 1) * PER_PAGE)
+    .fetch_all(pool)
+    .await?;
+    let total = rows.first().map(|r| r.get("total")).unwrap_or(0);
+    Ok(FindingsPage {
+        findings: rows
+            .iter()
+            .map(|r| {
+                let account: String = r.get("account");
+                let seq: i64 = r.get("seq");
+                let evidence: Value = r.get("evidence");
+                FindingItem {
+                    rule: r.get("rule"),
+                    severity: r.get("severity"),
+                    message: r.get("message"),
+                    repo: r.get("repo"),
+                    pr_number: r.get("pr_number"),
+                    evidence: serde_json::from_value(evidence).unwrap_or_default(),
+                    record_url: format!("/records/{account}/{seq}"),
+                    recorded_at: r.get("recorded_at"),
+                }
+            })
+            .collect(),
+        filters: filters.clone(),
+        total,
+        per_page: PER_PAGE,
+    })
+}
