@@ -81,22 +81,36 @@ pub async fn run(
     }
 
     let pool = db::app_pool(&database.url, 2).await?;
-    // The projector and the judge run in the server's background: wait until the projector
-    // has reached the log's head and the judge has judged all of it (its findings are entries
-    // too, so the projector must reach them as well).
-    for _ in 0..200 {
-        let behind: i64 = sqlx::query_scalar(
+    // The projector and the judge run in the server's background; the demo also drives them
+    // itself, so it does not depend on their timers: project, judge, and project the
+    // findings the judge appended, until nothing is left.
+    let projector = verdict::projections::projector::Projector::new(
+        pool.clone(),
+        verdict::projections::features::DEFAULT_LABEL_PREFIX,
+    );
+    let judge = verdict::feedback::judge::Judge::new(
+        pool.clone(),
+        verdict::log::Sequencer::new(pool.clone()),
+    );
+    let mut settled = false;
+    for _ in 0..300 {
+        projector.catch_up().await?;
+        judge.catch_up().await?;
+        projector.catch_up().await?;
+        let judge_behind: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM projection_cursors p
                LEFT JOIN judge_cursors j ON j.log_id = p.log_id
               WHERE coalesce(j.next_seq, 0) < p.next_seq",
         )
         .fetch_one(&pool)
         .await?;
-        if behind == 0 && verdict::projections::projector::backlog(&pool).await? == 0 {
+        if judge_behind == 0 && verdict::projections::projector::backlog(&pool).await? == 0 {
+            settled = true;
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    anyhow::ensure!(settled, "the projections did not settle within 30 s");
     println!("\nverifying every log from its stored bytes:");
     for head in verdict::log::store::heads(&pool).await? {
         let verified = verify_log(&pool, &head.name, None, |_, _| {}).await?;
