@@ -175,6 +175,7 @@ async fn run() {
         ),
         build_tree: true,
         judge: true,
+        feedback: Default::default(),
     })
     .await
     .unwrap();

@@ -176,6 +176,7 @@ async fn run() {
         build_tree: false,
         judge: false,
         signer: signer.clone(),
+        feedback: Default::default(),
     })
     .await
     .unwrap();

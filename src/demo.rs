@@ -49,6 +49,7 @@ pub async fn run(
         signer: std::sync::Arc::new(signer),
         build_tree: true,
         judge: true,
+        feedback: Default::default(),
     })
     .await?;
     let base = format!("http://{}", running.addr);
@@ -91,6 +92,7 @@ pub async fn run(
     let judge = verdict::feedback::judge::Judge::new(
         pool.clone(),
         verdict::log::Sequencer::new(pool.clone()),
+        running.outputs.clone(),
     );
     let mut settled = false;
     for _ in 0..300 {

@@ -93,6 +93,89 @@ struct ServeArgs {
     /// Don't maintain the Merkle tree and checkpoints: only for measuring what they cost.
     #[arg(long, hide = true)]
     no_merkle: bool,
+    #[command(flatten)]
+    feedback: FeedbackArgs,
+}
+
+/// What leaves verdict: alerts and write-back into GitHub.
+#[derive(Args, Clone)]
+struct FeedbackArgs {
+    /// Where verdict's pages are reachable from outside, for the links in alerts and on
+    /// GitHub. Default: http://<listen address>.
+    #[arg(long, env = "VERDICT_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Outgoing webhooks that receive each finding, comma-separated. Slack incoming-webhook
+    /// URLs (and any URL prefixed `slack+`) get Slack's format, others verdict's JSON.
+    #[arg(
+        long = "alert-webhook",
+        env = "VERDICT_ALERT_WEBHOOKS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    alert_webhooks: Vec<String>,
+    /// Signs alert bodies: `X-Verdict-Signature-256: sha256=<HMAC-SHA256 hex>`.
+    #[arg(long, env = "VERDICT_ALERT_SECRET", hide_env_values = true)]
+    alert_secret: Option<String>,
+    /// The GitHub App's id (its settings page, "App ID"). With the private key, turns on
+    /// write-back: check runs on merged PRs and answers to /decision commands.
+    #[arg(long, env = "GITHUB_APP_ID", requires = "github_private_key")]
+    github_app_id: Option<u64>,
+    /// The GitHub App's private key (.pem file).
+    #[arg(long, env = "GITHUB_APP_PRIVATE_KEY_FILE", requires = "github_app_id")]
+    github_private_key: Option<PathBuf>,
+    /// GitHub's REST API (GitHub Enterprise Server: https://HOST/api/v3).
+    #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]
+    github_api_url: String,
+    /// How a merged or closed PR hears from verdict: check-run or comment.
+    #[arg(long, env = "VERDICT_WRITE_BACK", default_value = "check-run")]
+    write_back: verdict::feedback::github::WriteBackMode,
+}
+
+impl FeedbackArgs {
+    fn config(&self) -> anyhow::Result<verdict::feedback::FeedbackConfig> {
+        let alerts = self
+            .alert_webhooks
+            .iter()
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| verdict::feedback::alerts::parse_target(u).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let github = match (self.github_app_id, &self.github_private_key) {
+            (Some(app_id), Some(path)) => Some(verdict::feedback::github::GitHubAppConfig {
+                app_id,
+                private_key_pem: std::fs::read(path).with_context(|| {
+                    format!(
+                        "reading the GitHub App private key {}; download it from the App's settings page",
+                        path.display()
+                    )
+                })?,
+                api_url: self.github_api_url.trim_end_matches('/').to_string(),
+            }),
+            _ => None,
+        };
+        Ok(verdict::feedback::FeedbackConfig {
+            public_url: self.public_url.clone(),
+            alerts,
+            alert_secret: self.alert_secret.clone().filter(|s| !s.is_empty()),
+            github,
+            write_back: self.write_back,
+            retry: Default::default(),
+            github_spacing: std::time::Duration::from_secs(1),
+        })
+    }
+
+    /// The judge's outputs outside `serve` (`rules rerun`): links need a public URL.
+    fn outputs(&self) -> anyhow::Result<std::sync::Arc<verdict::feedback::messages::Outputs>> {
+        let config = self.config()?;
+        Ok(std::sync::Arc::new(verdict::feedback::messages::Outputs {
+            public_url: config
+                .public_url
+                .unwrap_or_else(|| "http://127.0.0.1:3000".into())
+                .trim_end_matches('/')
+                .to_string(),
+            alerts: config.alerts,
+            write_back: config.github.map(|_| config.write_back),
+        }))
+    }
 }
 
 #[derive(Args)]
@@ -104,8 +187,16 @@ struct RulesArgs {
 #[derive(Subcommand)]
 enum RulesCommand {
     /// Apply every rule to the whole history; findings not yet in the log are appended
-    /// (the ones already there are not repeated).
-    Rerun(ReprojectArgs),
+    /// (the ones already there are not repeated) and alerted as `serve` would.
+    Rerun(RerunArgs),
+}
+
+#[derive(Args)]
+struct RerunArgs {
+    #[command(flatten)]
+    reproject: ReprojectArgs,
+    #[command(flatten)]
+    feedback: FeedbackArgs,
 }
 
 #[derive(Args)]
@@ -177,8 +268,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::VerifyProof(args) => audit_cli::verify_proof(args),
         Command::Monitor(args) => audit_cli::monitor(args).await,
         Command::Rules(RulesArgs {
-            command: RulesCommand::Rerun(args),
+            command:
+                RulesCommand::Rerun(RerunArgs {
+                    reproject: args,
+                    feedback,
+                }),
         }) => {
+            let outputs = feedback.outputs()?;
             let db = open_db(&args.db, db::Migrations::Apply).await?;
             let pool = db::app_pool(&db.url, 2).await?;
             // Judge what the log says now: bring the projections up to date first.
@@ -194,6 +290,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let judge = verdict::feedback::judge::Judge::new(
                 pool.clone(),
                 verdict::log::Sequencer::new(pool.clone()),
+                outputs,
             );
             let appended = judge.catch_up().await?;
             println!("judged the whole history: {appended} new findings appended to the log");
@@ -280,6 +377,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         signer: std::sync::Arc::new(signer),
         build_tree: !args.no_merkle,
         judge: true,
+        feedback: args.feedback.config()?,
     })
     .await?;
     tracing::info!(

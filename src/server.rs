@@ -25,11 +25,16 @@ pub struct ServerConfig {
     pub judge: bool,
     /// Signs each log's checkpoints; every process sharing a database needs the same key.
     pub signer: std::sync::Arc<crate::log::checkpoint::CheckpointSigner>,
+    /// Alerts and write-back into GitHub.
+    pub feedback: crate::feedback::FeedbackConfig,
 }
 
 /// A bound, running server.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// What the server's judge writes to the outbox (a caller driving a judge itself must
+    /// give it the same).
+    pub outputs: std::sync::Arc<crate::feedback::messages::Outputs>,
     pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
     shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -61,6 +66,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
+    #[error(transparent)]
+    GitHub(#[from] crate::feedback::github::GitHubError),
 }
 
 /// Binds and starts serving in the background.
@@ -74,10 +81,61 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         secrets: config.secrets.clone(),
         sequencer: sequencer.clone(),
     };
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let feedback = &config.feedback;
+    let github = match &feedback.github {
+        Some(app) => {
+            tracing::info!(app_id = app.app_id, api = %app.api_url, mode = ?feedback.write_back,
+                "write-back to GitHub is on");
+            Some(std::sync::Arc::new(
+                crate::feedback::github::GitHubWriter::new(app)?,
+            ))
+        }
+        None => {
+            tracing::info!(
+                "write-back to GitHub is off: set GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY_FILE \
+                 to post check runs on merged PRs and answer /decision commands"
+            );
+            None
+        }
+    };
+    if !feedback.alerts.is_empty() && feedback.alert_secret.is_none() {
+        tracing::warn!(
+            "alerts are sent unsigned: set VERDICT_ALERT_SECRET so receivers can verify them"
+        );
+    }
+    let outputs = std::sync::Arc::new(crate::feedback::messages::Outputs {
+        public_url: feedback
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"))
+            .trim_end_matches('/')
+            .to_string(),
+        alerts: feedback.alerts.clone(),
+        write_back: github.as_ref().map(|_| feedback.write_back),
+    });
     // The accountability rules judge what the projector derived, and append their findings.
-    let judge = config
-        .judge
-        .then(|| crate::feedback::judge::Judge::new(pool.clone(), sequencer).spawn());
+    let judge = config.judge.then(|| {
+        crate::feedback::judge::Judge::new(pool.clone(), sequencer, outputs.clone()).spawn()
+    });
+    // Messages leave through the outbox, whichever process wrote them.
+    let dispatcher = crate::feedback::dispatcher::Dispatcher::new(
+        pool.clone(),
+        crate::feedback::alerts::AlertSender::new(feedback.alert_secret.clone()),
+        github,
+        feedback.retry,
+        feedback.github_spacing,
+    )
+    .spawn();
     // Projections follow the log in the background, never in the webhook's path.
     let projector = crate::projections::projector::Projector::new(
         pool.clone(),
@@ -93,16 +151,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         .build_tree
         .then(|| crate::log::tree::TreeBuilder::new(pool.clone(), config.signer.clone()).spawn());
     let app = crate::web::router(pool, intake, operator, config.signer.clone());
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
-        addr: config.listen,
-        source,
-    })?;
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -111,6 +159,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
             })
             .await;
         projector.abort();
+        dispatcher.abort();
         if let Some(judge) = judge {
             judge.abort();
         }
@@ -121,6 +170,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     });
     Ok(RunningServer {
         addr,
+        outputs,
         handle,
         shutdown,
     })

@@ -192,6 +192,7 @@ async fn the_feature_page_tells_the_story_in_order_with_its_review_summary() {
     let judge = verdict::feedback::judge::Judge::new(
         db.app_pool().await,
         verdict::log::Sequencer::new(db.app_pool().await),
+        verdict::feedback::messages::Outputs::none(),
     );
     sqlx::query("DELETE FROM judge_cursors")
         .execute(&db.app_pool().await)

@@ -3,6 +3,7 @@
 //! `verdict-finding` entry, hash-chained with the deliveries. A finding's delivery id names
 //! the rule, the PR and the evidence, so judging the same records again appends nothing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Row};
 
 use super::facts::{self, PrKey};
+use super::messages::{Outputs, Range, Recorded};
 use super::rules::{self, Finding, PullFacts};
 use crate::log::entry::{KIND_FINDING, body_hash};
 use crate::log::{AppendError, NewEntry, Sequencer};
@@ -31,11 +33,17 @@ pub enum JudgeError {
 pub struct Judge {
     pool: PgPool,
     sequencer: Sequencer,
+    outputs: Arc<Outputs>,
 }
 
 impl Judge {
-    pub fn new(pool: PgPool, sequencer: Sequencer) -> Judge {
-        Judge { pool, sequencer }
+    /// `outputs` says which messages the judge writes to the outbox besides findings.
+    pub fn new(pool: PgPool, sequencer: Sequencer, outputs: Arc<Outputs>) -> Judge {
+        Judge {
+            pool,
+            sequencer,
+            outputs,
+        }
     }
 
     /// Judges every decision projected since the last run; returns findings appended.
@@ -51,14 +59,6 @@ impl Judge {
         let mut appended = 0;
         for (log_id, name, from, to) in logs {
             appended += self.judge_range(log_id, &name, from, to).await?;
-            sqlx::query(
-                "INSERT INTO judge_cursors (log_id, next_seq) VALUES ($1, $2)
-                 ON CONFLICT (log_id) DO UPDATE SET next_seq = greatest(judge_cursors.next_seq, EXCLUDED.next_seq)",
-            )
-            .bind(log_id)
-            .bind(to)
-            .execute(&self.pool)
-            .await?;
         }
         Ok(appended)
     }
@@ -117,6 +117,7 @@ impl Judge {
             }
         }
         let mut appended = 0;
+        let mut recorded = Vec::with_capacity(found.len());
         for (finding, repo, private, pr) in found {
             let body = FindingBody {
                 rule: finding.rule.to_string(),
@@ -150,15 +151,49 @@ impl Judge {
                     body_readable: true,
                 })
                 .await?;
-            if matches!(outcome, crate::log::AppendOutcome::Appended { .. }) {
-                appended += 1;
-                tracing::info!(
-                    rule = finding.rule,
-                    repo,
-                    ?pr,
-                    "finding recorded in the log"
-                );
-            }
+            let seq = match outcome {
+                crate::log::AppendOutcome::Appended { seq, .. } => {
+                    appended += 1;
+                    tracing::info!(
+                        rule = finding.rule,
+                        repo,
+                        ?pr,
+                        "finding recorded in the log"
+                    );
+                    seq
+                }
+                // Recorded by an earlier pass; its messages are written again below, and
+                // the outbox keeps each once.
+                crate::log::AppendOutcome::Duplicate { seq, .. } => seq,
+            } as i64;
+            recorded.push(Recorded { body, seq });
+        }
+        // Messages and the cursor move together: a crash before the commit judges the
+        // range again, which appends nothing new and writes no message twice.
+        let mut tx = self.pool.begin().await?;
+        let written = super::messages::write(
+            &mut tx,
+            &self.outputs,
+            Range {
+                log_id,
+                log_name,
+                from,
+                to,
+            },
+            &recorded,
+        )
+        .await?;
+        sqlx::query(
+            "INSERT INTO judge_cursors (log_id, next_seq) VALUES ($1, $2)
+             ON CONFLICT (log_id) DO UPDATE SET next_seq = greatest(judge_cursors.next_seq, EXCLUDED.next_seq)",
+        )
+        .bind(log_id)
+        .bind(to)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if written > 0 {
+            tracing::info!(written, log = log_name, "outbox messages written");
         }
         Ok(appended)
     }

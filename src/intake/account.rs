@@ -58,6 +58,20 @@ pub fn inspect(body: &[u8]) -> Inspection {
     }
 }
 
+/// The GitHub App installation a delivery came through (`installation.id`): write-back
+/// acts as that installation.
+pub fn installation_id(body: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: Option<u64>,
+    }
+    #[derive(Deserialize)]
+    struct WithInstallation {
+        installation: Option<Id>,
+    }
+    parse::<WithInstallation>(body)?.installation?.id
+}
+
 /// Parses a JSON body, or the JSON in the `payload` field of a form-encoded body.
 fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Option<T> {
     if let Ok(value) = serde_json::from_slice(body) {

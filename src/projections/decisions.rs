@@ -89,6 +89,7 @@ pub const KINDS: &[&str] = &[
     "review_thread.resolved",
     "review_thread.unresolved",
     "comment.created",
+    "decision.recorded",
     "comment.edited",
     "comment.deleted",
     "issue.opened",
@@ -447,22 +448,59 @@ fn issue_comment(
         _ => time(c, "/updated_at"),
     }
     .unwrap_or(received);
+    let comment = Decision {
+        repo: repo.name,
+        repo_private: repo.private,
+        pr_number: Some(number),
+        kind: format!("comment.{action}"),
+        actor: s(c, "/user/login"),
+        occurred_at,
+        commit_sha: None,
+        body: s(c, "/body"),
+        details: serde_json::json!({"comment_id": c.get("id"), "html_url": s(c, "/html_url")}),
+    };
+    let mut decisions = Vec::new();
+    // `/decision <text>` in a new comment is an explicit decision record of its own.
+    if action == "created"
+        && let Some(Ok(text)) = comment.body.as_deref().and_then(decision_command)
+    {
+        decisions.push(Decision {
+            kind: "decision.recorded".into(),
+            body: Some(text),
+            ..comment.clone()
+        });
+    }
+    decisions.insert(0, comment);
     Ok(Projected {
-        decisions: vec![Decision {
-            repo: repo.name,
-            repo_private: repo.private,
-            pr_number: Some(number),
-            kind: format!("comment.{action}"),
-            actor: s(c, "/user/login"),
-            occurred_at,
-            commit_sha: None,
-            body: s(c, "/body"),
-            details: serde_json::json!({"comment_id": c.get("id"), "html_url": s(c, "/html_url")}),
-        }],
+        decisions,
         pull_request: None,
         features: Vec::new(),
     })
 }
+
+/// Reads a `/decision <text>` PR comment command: `None` when the comment is not a command,
+/// `Some(Err(..))` when it is one without a decision to record (verdict answers with usage).
+pub fn decision_command(body: &str) -> Option<Result<String, MalformedCommand>> {
+    let rest = body.trim_start().strip_prefix("/decision")?;
+    // `/decisions` or `/decision-log` are someone else's command.
+    if !(rest.is_empty() || rest.starts_with(char::is_whitespace)) {
+        return None;
+    }
+    let text = rest.trim();
+    if text.is_empty() {
+        return Some(Err(MalformedCommand));
+    }
+    Some(Ok(text.to_string()))
+}
+
+/// A `/decision` command with nothing after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedCommand;
+
+/// What verdict answers to a malformed `/decision` command.
+pub const DECISION_USAGE: &str = "Usage: `/decision <what was decided>`, for example \
+`/decision ship the new checkout behind the beta flag`. The text after `/decision` becomes a \
+decision record in this repository's log. Nothing was recorded.";
 
 fn issue(p: &Value, action: &str, received: DateTime<Utc>) -> Result<Projected, ProjectError> {
     let repo = repo("issues", p)?;
@@ -595,4 +633,28 @@ fn push(p: &Value, received: DateTime<Utc>) -> Result<Projected, ProjectError> {
         pull_request: None,
         features: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decision_commands_are_read_from_the_start_of_a_comment() {
+        assert_eq!(
+            decision_command("/decision ship it behind the flag"),
+            Some(Ok("ship it behind the flag".into()))
+        );
+        assert_eq!(
+            decision_command("  /decision\nkeep v1 for a release\n"),
+            Some(Ok("keep v1 for a release".into()))
+        );
+        assert_eq!(decision_command("/decision"), Some(Err(MalformedCommand)));
+        assert_eq!(
+            decision_command("/decision   \n "),
+            Some(Err(MalformedCommand))
+        );
+        assert_eq!(decision_command("/decisions please"), None);
+        assert_eq!(decision_command("we made a /decision here"), None);
+    }
 }

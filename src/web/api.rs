@@ -127,3 +127,12 @@ pub async fn findings(
         .await,
     )
 }
+
+pub async fn outbox(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let state = params.get("state").filter(|s| !s.is_empty()).cloned();
+    json(async { super::outbox::outbox(&s.pool, state, viewer?).await }.await)
+}

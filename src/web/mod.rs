@@ -5,6 +5,7 @@ pub mod api;
 pub mod error;
 pub mod filters;
 pub mod markdown;
+pub mod outbox;
 pub mod pages;
 pub mod proofs;
 pub mod views;
@@ -59,6 +60,7 @@ pub fn router(
         .route("/", get(api::index))
         .route("/openapi.json", get(api::openapi))
         .route("/findings", get(api::findings))
+        .route("/outbox", get(api::outbox))
         .route("/logs", get(proofs::logs))
         .route("/logs/{account}/key", get(proofs::key))
         .route("/logs/{account}/checkpoint", get(proofs::checkpoint))
@@ -81,6 +83,7 @@ pub fn router(
         )
         .route("/operator/sign-out", post(pages::operator_sign_out))
         .route("/findings", get(pages::findings))
+        .route("/outbox", get(pages::outbox))
         .route("/records/{account}/{seq}", get(pages::record))
         .route(
             "/records/{account}/{seq}/proof",

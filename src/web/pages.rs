@@ -75,6 +75,14 @@ struct RecordHtml {
 }
 
 #[derive(Template)]
+#[template(path = "outbox.html")]
+struct OutboxHtml {
+    viewer: Viewer,
+    api_url: String,
+    page: super::outbox::OutboxPage,
+}
+
+#[derive(Template)]
 #[template(path = "findings.html")]
 struct FindingsHtml {
     viewer: Viewer,
@@ -328,6 +336,26 @@ pub async fn findings(
             api_url: api_url(&uri),
             rules: crate::feedback::rules::RULES,
             page: views::findings(&s.pool, &filters, viewer).await?,
+        })
+    }
+    .await;
+    respond(viewer, result)
+}
+
+/// The attempts page: every alert and GitHub message, with each attempt to send it.
+pub async fn outbox(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    uri: Uri,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let viewer = viewer_or_error!(viewer);
+    let state = params.get("state").filter(|s| !s.is_empty()).cloned();
+    let result = async {
+        Ok(OutboxHtml {
+            viewer,
+            api_url: api_url(&uri),
+            page: super::outbox::outbox(&s.pool, state, viewer).await?,
         })
     }
     .await;

@@ -149,6 +149,17 @@ impl TestDb {
     }
 
     async fn server_with(&self, secrets: &[&str], judge: bool) -> TestServer {
+        self.server_with_feedback(secrets, judge, Default::default())
+            .await
+    }
+
+    /// Starts a judging server whose findings leave through `feedback` (alerts, write-back).
+    pub async fn server_with_feedback(
+        &self,
+        secrets: &[&str],
+        judge: bool,
+        feedback: verdict::feedback::FeedbackConfig,
+    ) -> TestServer {
         let signer = std::sync::Arc::new(
             verdict::log::checkpoint::CheckpointSigner::generate("verdict.test").unwrap(),
         );
@@ -162,6 +173,7 @@ impl TestDb {
             signer: signer.clone(),
             build_tree: true,
             judge,
+            feedback,
         })
         .await
         .expect("server starts");

@@ -1,0 +1,159 @@
+//! The outbox's read side: every message verdict sent or is sending (alerts, GitHub
+//! write-back) with each attempt, for the attempts page and its API.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgPool, Row};
+
+use super::access::Viewer;
+use super::error::WebError;
+
+/// Newest messages shown.
+pub const SHOWN: i64 = 200;
+
+#[derive(Debug, Serialize)]
+pub struct OutboxPage {
+    pub messages: Vec<OutboxItem>,
+    /// Messages in each state (visible to this viewer).
+    pub pending: i64,
+    pub delivered: i64,
+    pub failed: i64,
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutboxItem {
+    pub id: i64,
+    /// `alert` or `github`.
+    pub channel: String,
+    /// `finding`, `check-run`, `comment`, `decision-reply`.
+    pub purpose: String,
+    /// Where it goes. Alert URLs often embed secrets (Slack's do), so only their origin is
+    /// shown; GitHub messages show the API path.
+    pub receiver: String,
+    pub repo: String,
+    pub pr_number: Option<i64>,
+    /// The log entry the message is about.
+    pub record_url: String,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Where the receiver put it (a check run's URL...), or the last error.
+    pub outcome: Option<String>,
+    pub attempts: Vec<AttemptItem>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AttemptItem {
+    pub attempt: i32,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: i32,
+    pub status: Option<i32>,
+    pub error: Option<String>,
+}
+
+/// `https://hooks.slack.com/services/T0/B0/secret` → `https://hooks.slack.com/…`.
+pub fn redact(target: &str) -> String {
+    match url::Url::parse(target) {
+        Ok(u) => format!("{}/…", u.origin().ascii_serialization()),
+        Err(_) => target.to_string(),
+    }
+}
+
+pub async fn outbox(
+    pool: &PgPool,
+    state: Option<String>,
+    viewer: Viewer,
+) -> Result<OutboxPage, WebError> {
+    if let Some(s) = &state
+        && !matches!(s.as_str(), "pending" | "delivered" | "failed")
+    {
+        return Err(WebError::BadRequest(format!(
+            "state={s:?} is not a message state; use pending, delivered or failed"
+        )));
+    }
+    let counts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT state, count(*) FROM outbox WHERE NOT repo_private OR $1 GROUP BY state",
+    )
+    .bind(viewer.operator)
+    .fetch_all(pool)
+    .await?;
+    let count = |s: &str| counts.iter().find(|c| c.0 == s).map_or(0, |c| c.1);
+    let rows = sqlx::query(
+        "SELECT o.id, o.channel, o.purpose, o.target, o.repo, o.pr_number, o.seq, l.name AS account,
+                o.state, o.created_at, o.next_attempt_at, o.finished_at, o.outcome
+           FROM outbox o JOIN logs l ON l.id = o.log_id
+          WHERE (NOT o.repo_private OR $1) AND ($2::text IS NULL OR o.state = $2)
+          ORDER BY o.id DESC LIMIT $3",
+    )
+    .bind(viewer.operator)
+    .bind(&state)
+    .bind(SHOWN)
+    .fetch_all(pool)
+    .await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.get("id")).collect();
+    let attempts = sqlx::query(
+        "SELECT outbox_id, attempt, started_at, duration_ms, status, error FROM outbox_attempts
+          WHERE outbox_id = ANY($1) ORDER BY outbox_id, attempt",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    let messages = rows
+        .iter()
+        .map(|r| {
+            let id: i64 = r.get("id");
+            let channel: String = r.get("channel");
+            let target: String = r.get("target");
+            let (receiver, hide) = if channel == "alert" {
+                (redact(&target), Some(target.clone()))
+            } else {
+                (format!("GitHub {target}"), None)
+            };
+            // Errors can quote the URL (reqwest's do): never show what the receiver hides.
+            let clean = |text: String| match &hide {
+                Some(secret) => text.replace(secret.as_str(), &receiver),
+                None => text,
+            };
+            let state: String = r.get("state");
+            OutboxItem {
+                id,
+                purpose: r.get("purpose"),
+                receiver: receiver.clone(),
+                repo: r.get("repo"),
+                pr_number: r.get("pr_number"),
+                record_url: format!(
+                    "/records/{}/{}",
+                    r.get::<String, _>("account"),
+                    r.get::<i64, _>("seq")
+                ),
+                next_attempt_at: (state == "pending").then(|| r.get("next_attempt_at")),
+                state,
+                created_at: r.get("created_at"),
+                finished_at: r.get("finished_at"),
+                outcome: r.get::<Option<String>, _>("outcome").map(clean),
+                attempts: attempts
+                    .iter()
+                    .filter(|a| a.get::<i64, _>("outbox_id") == id)
+                    .map(|a| AttemptItem {
+                        attempt: a.get("attempt"),
+                        started_at: a.get("started_at"),
+                        duration_ms: a.get("duration_ms"),
+                        status: a.get("status"),
+                        error: a.get::<Option<String>, _>("error").map(clean),
+                    })
+                    .collect(),
+                channel,
+            }
+        })
+        .collect();
+    Ok(OutboxPage {
+        messages,
+        pending: count("pending"),
+        delivered: count("delivered"),
+        failed: count("failed"),
+        state,
+    })
+}
