@@ -625,6 +625,7 @@ async fn the_openapi_document_describes_every_endpoint_and_its_answers() {
         ("/api/records/{account}/{seq}", "/api/records/acme/3"),
         ("/api/logs", "/api/logs"),
         ("/api/findings", "/api/findings"),
+        ("/api/outbox", "/api/outbox"),
         (
             "/api/logs/{account}/proof/inclusion",
             "/api/logs/acme/proof/inclusion?index=3",
@@ -643,9 +644,10 @@ async fn the_openapi_document_describes_every_endpoint_and_its_answers() {
     ];
     server.checkpoint_at_least("acme", 17).await;
     let paths = doc["paths"].as_object().unwrap();
+    let post_examples = ["/api/findings/{account}/{seq}/acknowledgements"];
     assert_eq!(
         paths.len(),
-        examples.len() + text_examples.len(),
+        examples.len() + text_examples.len() + post_examples.len(),
         "every documented path is exercised here"
     );
     for (template, concrete) in text_examples {
@@ -676,6 +678,80 @@ async fn the_openapi_document_describes_every_endpoint_and_its_answers() {
             assert_eq!(value["totals"]["findings"], 3, "findings are checked too");
         }
     }
+    // Acknowledging a finding: operators only, appended to the log, then shown with it.
+    let (_, open) = api(&server, "/api/findings?acknowledged=no", None).await;
+    let finding = open["findings"][0]["record_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ack_url = format!(
+        "{}/api{}/acknowledgements",
+        server.base,
+        finding.replace("/records/", "/findings/")
+    );
+    let ack =
+        json!({"by": "Priya (release manager)", "note": "accepted: hotfix, reviewed after merge"});
+    let anonymous = server
+        .client
+        .post(&ack_url)
+        .json(&ack)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 403);
+    let blank = server
+        .client
+        .post(&ack_url)
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&json!({"by": "Priya", "note": " "}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blank.status(), 400);
+    let created = server
+        .client
+        .post(&ack_url)
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&ack)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let receipt: Value = created.json().await.unwrap();
+    let post_schema = &paths[post_examples[0]]["post"]["responses"]["201"]["content"]["application/json"]
+        ["schema"];
+    conforms(&doc, post_schema, &receipt, "acknowledgement");
+    let (_, ack_record) = api(
+        &server,
+        &format!("/api{}", receipt["record_url"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(ack_record["kind"], "verdict-ack");
+    assert_eq!(ack_record["entry_intact"], true);
+    let mut acked = Value::Null;
+    for _ in 0..100 {
+        let (_, v) = api(&server, "/api/findings?acknowledged=yes", None).await;
+        if v["total"] == 1 {
+            acked = v;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(acked["findings"][0]["record_url"], finding.as_str());
+    assert_eq!(
+        acked["findings"][0]["acknowledgements"][0]["note"],
+        "accepted: hotfix, reviewed after merge"
+    );
+    let (_, still_open) = api(&server, "/api/findings?acknowledged=no", None).await;
+    assert_eq!(still_open["total"], open["total"].as_i64().unwrap() - 1);
+    conforms(
+        &doc,
+        &paths["/api/findings"]["get"]["responses"]["200"]["content"]["application/json"]["schema"],
+        &acked,
+        "acknowledged findings",
+    );
+
     // Error answers follow the Error schema.
     let (_, value) = api(&server, "/api/acme/storefront/pull/999", None).await;
     conforms(

@@ -19,6 +19,9 @@ pub const KIND_GITHUB_DELIVERY: &str = "github-delivery";
 /// Entry kind of verdict's own judgments: a finding of an accountability rule.
 pub const KIND_FINDING: &str = "verdict-finding";
 
+/// Entry kind of a person's acknowledgement of a finding (a note, never an edit).
+pub const KIND_ACK: &str = "verdict-ack";
+
 /// Everything the entry hash commits to. Optional GitHub headers that were absent are `None`
 /// and encode exactly like an empty value (GitHub never sends empty values for them).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -54,6 +54,43 @@ pub async fn apply(
     Ok(())
 }
 
+/// The JSON body of a `verdict-ack` log entry (docs/log-format.md): someone with operator
+/// access acknowledged the finding at `finding_seq` of the same log, with a note.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckBody {
+    pub finding_seq: i64,
+    /// The name the person gave.
+    pub by: String,
+    pub note: String,
+    /// The finding's repository, so the same visibility rules apply.
+    pub repository: FindingRepository,
+}
+
+/// Projects one acknowledgement entry.
+pub async fn apply_ack(
+    tx: &mut PgConnection,
+    log_id: i64,
+    seq: i64,
+    recorded_at: DateTime<Utc>,
+    body: &[u8],
+) -> Result<(), FindingError> {
+    let a: AckBody = serde_json::from_slice(body).map_err(FindingError::Body)?;
+    sqlx::query(
+        "INSERT INTO finding_acks (log_id, seq, finding_seq, by_name, note, recorded_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(log_id)
+    .bind(seq)
+    .bind(a.finding_seq)
+    .bind(&a.by)
+    .bind(&a.note)
+    .bind(recorded_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(FindingError::Database)?;
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FindingError {
     #[error("finding body is not a finding: {0}")]

@@ -66,7 +66,8 @@ impl Projector {
     pub async fn rebuild(&self) -> sqlx::Result<CatchUp> {
         sqlx::query(
             "TRUNCATE projection_cursors, decisions, pull_requests, features,
-                      feature_pull_requests, projection_problems, repositories, findings",
+                      feature_pull_requests, projection_problems, repositories, findings,
+                      finding_acks",
         )
         .execute(&self.pool)
         .await?;
@@ -127,16 +128,16 @@ impl Projector {
             last = Some(entry.seq);
             done.entries += 1;
             chain.check(log_name, entry);
-            if entry.kind == crate::log::entry::KIND_FINDING {
-                match super::findings::apply(
-                    &mut tx,
-                    log_id,
-                    entry.seq as i64,
-                    entry.received_at,
-                    &entry.body,
-                )
-                .await
-                {
+            if entry.kind == crate::log::entry::KIND_FINDING
+                || entry.kind == crate::log::entry::KIND_ACK
+            {
+                let (seq, at) = (entry.seq as i64, entry.received_at);
+                let applied = if entry.kind == crate::log::entry::KIND_FINDING {
+                    super::findings::apply(&mut tx, log_id, seq, at, &entry.body).await
+                } else {
+                    super::findings::apply_ack(&mut tx, log_id, seq, at, &entry.body).await
+                };
+                match applied {
                     Ok(()) => {}
                     Err(super::findings::FindingError::Database(e)) => return Err(e),
                     Err(problem) => {

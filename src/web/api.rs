@@ -136,3 +136,25 @@ pub async fn outbox(
     let state = params.get("state").filter(|s| !s.is_empty()).cloned();
     json(async { super::outbox::outbox(&s.pool, state, viewer?).await }.await)
 }
+
+/// `POST /api/findings/{account}/{seq}/acknowledgements` with `{"by": ..., "note": ...}`.
+pub async fn acknowledge(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    Path((account, seq)): Path<(String, String)>,
+    body: Result<Json<super::acks::AckRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let result = async {
+        let Json(request) = body.map_err(|e| {
+            WebError::BadRequest(format!(
+                "send JSON like {{\"by\": \"your name\", \"note\": \"why\"}} ({e})"
+            ))
+        })?;
+        super::acks::acknowledge(&s, viewer?, &account, &seq, request).await
+    }
+    .await;
+    match result {
+        Ok(receipt) => (axum::http::StatusCode::CREATED, Json(receipt)).into_response(),
+        Err(err) => error(err),
+    }
+}

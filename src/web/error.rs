@@ -15,6 +15,9 @@ pub enum WebError {
     /// A wrong operator token.
     #[error("{0}")]
     Unauthorized(String),
+    /// Needs operator access the visitor does not have.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("the database could not answer; try again shortly ({0})")]
     Database(#[from] sqlx::Error),
     #[error("the page could not be rendered: {0}")]
@@ -27,6 +30,7 @@ impl WebError {
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -37,6 +41,7 @@ impl WebError {
             WebError::NotFound(_) => "Not found",
             WebError::BadRequest(_) => "Bad request",
             WebError::Unauthorized(_) => "Not signed in",
+            WebError::Forbidden(_) => "Operators only",
             WebError::Database(_) => "Temporarily unavailable",
             WebError::Render(_) => "Internal error",
         }

@@ -1,6 +1,7 @@
 //! The HTTP surface: webhook intake, health, the decision-history pages and their JSON API.
 
 pub mod access;
+pub mod acks;
 pub mod api;
 pub mod error;
 pub mod filters;
@@ -32,6 +33,8 @@ pub struct WebState {
     /// Publishes verifier keys; checkpoints are signed by the tree builder.
     pub signer: Arc<CheckpointSigner>,
     pub checkpoints: Arc<proofs::CheckpointCache>,
+    /// Appends acknowledgements (the log is the only place they live).
+    pub sequencer: crate::log::Sequencer,
 }
 
 impl HasOperatorToken for WebState {
@@ -47,6 +50,7 @@ pub fn router(
     operator: Option<OperatorToken>,
     signer: Arc<CheckpointSigner>,
 ) -> Router {
+    let sequencer = intake.sequencer.clone();
     let webhooks = Router::new()
         .route("/webhooks/github", post(webhook::receive))
         .with_state(intake);
@@ -55,12 +59,17 @@ pub fn router(
         operator,
         signer,
         checkpoints: Arc::default(),
+        sequencer,
     };
     let api = Router::new()
         .route("/", get(api::index))
         .route("/openapi.json", get(api::openapi))
         .route("/findings", get(api::findings))
         .route("/outbox", get(api::outbox))
+        .route(
+            "/findings/{account}/{seq}/acknowledgements",
+            post(api::acknowledge),
+        )
         .route("/logs", get(proofs::logs))
         .route("/logs/{account}/key", get(proofs::key))
         .route("/logs/{account}/checkpoint", get(proofs::checkpoint))
@@ -84,6 +93,10 @@ pub fn router(
         .route("/operator/sign-out", post(pages::operator_sign_out))
         .route("/findings", get(pages::findings))
         .route("/outbox", get(pages::outbox))
+        .route(
+            "/findings/{account}/{seq}/acknowledge",
+            post(pages::acknowledge),
+        )
         .route("/records/{account}/{seq}", get(pages::record))
         .route(
             "/records/{account}/{seq}/proof",

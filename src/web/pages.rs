@@ -361,3 +361,18 @@ pub async fn outbox(
     .await;
     respond(viewer, result)
 }
+
+/// The acknowledge form on the findings page (operators only; the cookie is SameSite=Strict,
+/// so other sites cannot post it). Shows the acknowledgement's own record once it is durable.
+pub async fn acknowledge(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    Path((account, seq)): Path<(String, String)>,
+    Form(request): Form<super::acks::AckRequest>,
+) -> Response {
+    let viewer = viewer_or_error!(viewer);
+    match super::acks::acknowledge(&s, viewer, &account, &seq, request).await {
+        Ok(receipt) => Redirect::to(&receipt.record_url).into_response(),
+        Err(err) => error_page(viewer, err),
+    }
+}

@@ -1031,6 +1031,17 @@ pub struct FindingItem {
     pub evidence: Vec<String>,
     pub record_url: String,
     pub recorded_at: DateTime<Utc>,
+    /// Notes people with operator access appended about it, oldest first.
+    pub acknowledgements: Vec<AckItem>,
+}
+
+/// One acknowledgement of a finding (its own log entry).
+#[derive(Debug, Clone, Serialize)]
+pub struct AckItem {
+    pub by: String,
+    pub note: String,
+    pub recorded_at: DateTime<Utc>,
+    pub record_url: String,
 }
 
 /// The filters of the findings page, checked against the rules that exist.
@@ -1039,6 +1050,8 @@ pub struct FindingFilters {
     pub rule: Option<String>,
     pub severity: Option<String>,
     pub repo: Option<String>,
+    /// `true`: only acknowledged findings; `false`: only open ones.
+    pub acknowledged: Option<bool>,
     pub page: i64,
 }
 
@@ -1065,6 +1078,9 @@ impl FindingsPage {
             if let Some(v) = v {
                 q.append_pair(k, v);
             }
+        }
+        if let Some(a) = self.filters.acknowledged {
+            q.append_pair("acknowledged", if a { "yes" } else { "no" });
         }
         q.append_pair("page", &page.to_string());
         format!("?{}", q.finish())
@@ -1107,6 +1123,16 @@ impl FindingFilters {
                 "repo={r:?} is not a repository; write it as owner/name"
             )));
         }
+        let acknowledged = match get("acknowledged").as_deref() {
+            None => None,
+            Some("yes") => Some(true),
+            Some("no") => Some(false),
+            Some(v) => {
+                return Err(WebError::BadRequest(format!(
+                    "acknowledged={v:?} must be yes or no"
+                )));
+            }
+        };
         let page = match get("page") {
             None => 1,
             Some(v) => v
@@ -1121,6 +1147,7 @@ impl FindingFilters {
             rule,
             severity,
             repo,
+            acknowledged,
             page,
         })
     }
@@ -1140,6 +1167,8 @@ pub async fn findings(
             AND ($2::text IS NULL OR f.rule = $2)
             AND ($3::text IS NULL OR f.severity = $3)
             AND ($4::text IS NULL OR f.repo = $4)
+            AND ($7::boolean IS NULL OR $7 = EXISTS (
+                 SELECT 1 FROM finding_acks a WHERE a.log_id = f.log_id AND a.finding_seq = f.seq))
           ORDER BY f.recorded_at DESC, f.log_id, f.seq DESC
           LIMIT $5 OFFSET $6",
     )
@@ -1149,9 +1178,23 @@ pub async fn findings(
     .bind(&filters.repo)
     .bind(PER_PAGE)
     .bind((filters.page - 1) * PER_PAGE)
+    .bind(filters.acknowledged)
     .fetch_all(pool)
     .await?;
     let total = rows.first().map(|r| r.get("total")).unwrap_or(0);
+    let accounts: Vec<String> = rows.iter().map(|r| r.get("account")).collect();
+    let seqs: Vec<i64> = rows.iter().map(|r| r.get("seq")).collect();
+    let acks = sqlx::query(
+        "SELECT l.name AS account, a.finding_seq, a.seq, a.by_name, a.note, a.recorded_at
+           FROM finding_acks a JOIN logs l ON l.id = a.log_id
+           JOIN UNNEST($1::text[], $2::bigint[]) AS w(account, seq)
+             ON l.name = w.account AND a.finding_seq = w.seq
+          ORDER BY a.log_id, a.seq",
+    )
+    .bind(&accounts)
+    .bind(&seqs)
+    .fetch_all(pool)
+    .await?;
     Ok(FindingsPage {
         findings: rows
             .iter()
@@ -1166,6 +1209,19 @@ pub async fn findings(
                     repo: r.get("repo"),
                     pr_number: r.get("pr_number"),
                     evidence: serde_json::from_value(evidence).unwrap_or_default(),
+                    acknowledgements: acks
+                        .iter()
+                        .filter(|a| {
+                            a.get::<String, _>("account") == account
+                                && a.get::<i64, _>("finding_seq") == seq
+                        })
+                        .map(|a| AckItem {
+                            by: a.get("by_name"),
+                            note: a.get("note"),
+                            recorded_at: a.get("recorded_at"),
+                            record_url: format!("/records/{account}/{}", a.get::<i64, _>("seq")),
+                        })
+                        .collect(),
                     record_url: format!("/records/{account}/{seq}"),
                     recorded_at: r.get("recorded_at"),
                 }
