@@ -93,7 +93,8 @@ pub async fn run(
         pool.clone(),
         verdict::log::Sequencer::new(pool.clone()),
         running.outputs.clone(),
-    );
+    )
+    .with_rules(running.rules.clone());
     let mut settled = false;
     for _ in 0..300 {
         projector.catch_up().await?;

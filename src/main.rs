@@ -129,6 +129,10 @@ struct FeedbackArgs {
     /// How a merged or closed PR hears from verdict: check-run or comment.
     #[arg(long, env = "VERDICT_WRITE_BACK", default_value = "check-run")]
     write_back: verdict::feedback::github::WriteBackMode,
+    /// TOML file saying which rules apply to which repositories, at which severity
+    /// (README, "Rules"). Default: every rule everywhere.
+    #[arg(long, env = "VERDICT_RULES_CONFIG")]
+    rules_config: Option<PathBuf>,
 }
 
 impl FeedbackArgs {
@@ -160,6 +164,10 @@ impl FeedbackArgs {
             write_back: self.write_back,
             retry: Default::default(),
             github_spacing: std::time::Duration::from_secs(1),
+            rules: match &self.rules_config {
+                Some(path) => verdict::feedback::config::RuleConfig::load(path)?,
+                None => Default::default(),
+            },
         })
     }
 
@@ -275,6 +283,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }),
         }) => {
             let outputs = feedback.outputs()?;
+            let rules = std::sync::Arc::new(feedback.config()?.rules);
             let db = open_db(&args.db, db::Migrations::Apply).await?;
             let pool = db::app_pool(&db.url, 2).await?;
             // Judge what the log says now: bring the projections up to date first.
@@ -291,7 +300,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 pool.clone(),
                 verdict::log::Sequencer::new(pool.clone()),
                 outputs,
-            );
+            )
+            .with_rules(rules);
             let appended = judge.catch_up().await?;
             println!("judged the whole history: {appended} new findings appended to the log");
             stop_cluster(&db);

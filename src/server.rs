@@ -35,6 +35,8 @@ pub struct RunningServer {
     /// What the server's judge writes to the outbox (a caller driving a judge itself must
     /// give it the same).
     pub outputs: std::sync::Arc<crate::feedback::messages::Outputs>,
+    /// The rules the server's judge applies.
+    pub rules: std::sync::Arc<crate::feedback::config::RuleConfig>,
     pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
     shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -125,7 +127,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     });
     // The accountability rules judge what the projector derived, and append their findings.
     let judge = config.judge.then(|| {
-        crate::feedback::judge::Judge::new(pool.clone(), sequencer, outputs.clone()).spawn()
+        crate::feedback::judge::Judge::new(pool.clone(), sequencer, outputs.clone())
+            .with_rules(std::sync::Arc::new(feedback.rules.clone()))
+            .spawn()
     });
     // Messages leave through the outbox, whichever process wrote them.
     let dispatcher = crate::feedback::dispatcher::Dispatcher::new(
@@ -171,6 +175,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     Ok(RunningServer {
         addr,
         outputs,
+        rules: std::sync::Arc::new(config.feedback.rules.clone()),
         handle,
         shutdown,
     })

@@ -45,6 +45,7 @@ fn feedback(github: Option<&MockServer>, alerts: &[String], mode: WriteBackMode)
         write_back: mode,
         retry: fast_retries(),
         github_spacing: Duration::ZERO,
+        rules: Default::default(),
     }
 }
 
@@ -584,6 +585,54 @@ async fn without_app_credentials_write_back_is_off_and_nothing_waits_for_github(
         .await
         .unwrap();
     assert_eq!(queued, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rules_config_switches_rules_off_scopes_them_and_sets_severities() {
+    let db = TestDb::new().await;
+    let mut config = feedback(None, &[], WriteBackMode::CheckRun);
+    config.rules = verdict::feedback::config::RuleConfig::parse(
+        r#"
+        [rules.stale-approval]
+        enabled = false
+
+        [rules.dismissed-then-merged]
+        severity = "high"
+
+        [rules.merged-with-changes-requested]
+        exclude = ["acme/store*"]
+        "#,
+    )
+    .unwrap();
+    let server = db
+        .server_with_feedback(&[common::SECRET], true, config)
+        .await;
+    server.deliver_story().await;
+    let pool = db.app_pool().await;
+    let mut findings: Vec<(String, String)> = Vec::new();
+    for _ in 0..100 {
+        findings = sqlx::query_as("SELECT rule, severity FROM findings ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        if !findings.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Let the judge finish the story, then look again: only the configured finding remains.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let again: Vec<(String, String)> =
+        sqlx::query_as("SELECT rule, severity FROM findings ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(findings, again);
+    assert_eq!(
+        again,
+        [("dismissed-then-merged".to_string(), "high".to_string())]
+    );
     server.shutdown().await;
 }
 

@@ -567,6 +567,23 @@ fn every_decision_kind_comes_from_a_real_payload() {
             "push.forced",
             with("push/event.1.json", &[("/forced", json!(true))]),
         ),
+        (
+            "issue_comment",
+            "decision.recorded",
+            with(
+                "issue_comment/created.1.json",
+                &[
+                    (
+                        "/issue/pull_request",
+                        json!({"url": "https://api.github.com/repos/o/r/pulls/1"}),
+                    ),
+                    (
+                        "/comment/body",
+                        json!("/decision keep the old checkout until Q3"),
+                    ),
+                ],
+            ),
+        ),
     ];
     for (event, kind, payload) in derived {
         let p = project(

@@ -11,6 +11,7 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Row};
 
+use super::config::RuleConfig;
 use super::facts::{self, PrKey};
 use super::messages::{Outputs, Range, Recorded};
 use super::rules::{self, Finding, PullFacts};
@@ -34,6 +35,7 @@ pub struct Judge {
     pool: PgPool,
     sequencer: Sequencer,
     outputs: Arc<Outputs>,
+    rules: Arc<RuleConfig>,
 }
 
 impl Judge {
@@ -43,7 +45,14 @@ impl Judge {
             pool,
             sequencer,
             outputs,
+            rules: Arc::new(RuleConfig::default()),
         }
+    }
+
+    /// Judges with `rules` (scopes, severities, switched-off rules) instead of the defaults.
+    pub fn with_rules(mut self, rules: Arc<RuleConfig>) -> Judge {
+        self.rules = rules;
+        self
     }
 
     /// Judges every decision projected since the last run; returns findings appended.
@@ -116,6 +125,15 @@ impl Judge {
                 found.push((f, p.get("repo"), p.get("repo_private"), None));
             }
         }
+        // The configured scope and severity of each rule.
+        let found: Vec<_> = found
+            .into_iter()
+            .filter(|(f, repo, _, _)| self.rules.applies(f.rule, repo))
+            .map(|(mut f, repo, private, pr)| {
+                f.severity = self.rules.severity(rules::rule(f.rule));
+                (f, repo, private, pr)
+            })
+            .collect();
         let mut appended = 0;
         let mut recorded = Vec::with_capacity(found.len());
         for (finding, repo, private, pr) in found {

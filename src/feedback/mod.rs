@@ -3,6 +3,7 @@
 //! dispatcher) as alerts (alerts) and write-back into GitHub (github).
 
 pub mod alerts;
+pub mod config;
 pub mod dispatcher;
 pub mod facts;
 pub mod github;
@@ -28,4 +29,6 @@ pub struct FeedbackConfig {
     pub retry: outbox::RetryPolicy,
     /// Pause between two writes to GitHub.
     pub github_spacing: Duration,
+    /// Where and how each accountability rule applies.
+    pub rules: config::RuleConfig,
 }
