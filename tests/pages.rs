@@ -626,6 +626,7 @@ async fn the_openapi_document_describes_every_endpoint_and_its_answers() {
         ("/api/logs", "/api/logs"),
         ("/api/findings", "/api/findings"),
         ("/api/outbox", "/api/outbox"),
+        ("/api/{owner}/{repo}/report", "/api/acme/storefront/report"),
         (
             "/api/logs/{account}/proof/inclusion",
             "/api/logs/acme/proof/inclusion?index=3",
@@ -806,4 +807,51 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) {
             conforms(doc, items, v, &format!("{at}[{i}]"));
         }
     }
+}
+
+#[tokio::test]
+async fn the_weekly_report_counts_findings_reviews_and_merges_with_charts_and_csv() {
+    let (_db, server) = judged_story_server().await;
+    let (status, report) = api(&server, "/api/acme/storefront/report", None).await;
+    assert_eq!(status, 200);
+    // The story: three findings; both PRs reviewed, both merged after an approval.
+    assert_eq!(report["totals"]["findings"], 3);
+    assert_eq!(report["totals"]["prs_first_reviewed"], 2);
+    assert_eq!(report["totals"]["prs_merged_after_approval"], 2);
+    let weeks = report["weeks"].as_array().unwrap();
+    let reviewed: Vec<f64> = weeks
+        .iter()
+        .filter_map(|w| w["median_hours_to_first_review"].as_f64())
+        .collect();
+    assert!(
+        !reviewed.is_empty() && reviewed.iter().all(|h| *h > 0.0),
+        "{report}"
+    );
+    let page = server
+        .get("/acme/storefront/report", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page.matches("<svg class=\"chart\"").count(), 3);
+    assert!(page.contains("class=\"bar\""));
+    let csv = server.get("/acme/storefront/report.csv", None).await;
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = csv.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("week,findings,prs_first_reviewed"));
+    assert_eq!(lines.len(), weeks.len() + 1);
+    let findings_column: i64 = lines[1..]
+        .iter()
+        .map(|l| l.split(',').nth(1).unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(findings_column, 3);
+    let missing = server.get("/acme/nothing-here/report", None).await;
+    assert_eq!(missing.status(), 404);
+    server.shutdown().await;
 }

@@ -158,3 +158,11 @@ pub async fn acknowledge(
         Err(err) => error(err),
     }
 }
+
+pub async fn report(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    Path((owner, name)): Path<(String, String)>,
+) -> Response {
+    json(async { super::report::report(&s.pool, &repo_name(&owner, &name), viewer?).await }.await)
+}

@@ -9,6 +9,7 @@ pub mod markdown;
 pub mod outbox;
 pub mod pages;
 pub mod proofs;
+pub mod report;
 pub mod views;
 
 use axum::Router;
@@ -80,6 +81,7 @@ pub fn router(
         )
         .route("/records/{account}/{seq}", get(api::record))
         .route("/{owner}/{repo}", get(api::repository))
+        .route("/{owner}/{repo}/report", get(api::report))
         .route("/{owner}/{repo}/pull/{number}", get(api::pull))
         .route("/{owner}/{repo}/features/{feature}", get(api::feature))
         .fallback(api::not_found)
@@ -103,6 +105,8 @@ pub fn router(
             get(proofs::record_proof_file),
         )
         .route("/{owner}/{repo}", get(pages::repository))
+        .route("/{owner}/{repo}/report", get(pages::report))
+        .route("/{owner}/{repo}/report.csv", get(pages::report_csv))
         .route("/{owner}/{repo}/pull/{number}", get(pages::pull))
         .route("/{owner}/{repo}/features/{feature}", get(pages::feature))
         .fallback(pages::not_found)

@@ -75,6 +75,14 @@ struct RecordHtml {
 }
 
 #[derive(Template)]
+#[template(path = "report.html")]
+struct ReportHtml {
+    viewer: Viewer,
+    api_url: String,
+    page: super::report::ReportPage,
+}
+
+#[derive(Template)]
 #[template(path = "outbox.html")]
 struct OutboxHtml {
     viewer: Viewer,
@@ -373,6 +381,48 @@ pub async fn acknowledge(
     let viewer = viewer_or_error!(viewer);
     match super::acks::acknowledge(&s, viewer, &account, &seq, request).await {
         Ok(receipt) => Redirect::to(&receipt.record_url).into_response(),
+        Err(err) => error_page(viewer, err),
+    }
+}
+
+/// The repository's weekly report.
+pub async fn report(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    uri: Uri,
+    Path((owner, name)): Path<(String, String)>,
+) -> Response {
+    let viewer = viewer_or_error!(viewer);
+    let result = async {
+        Ok(ReportHtml {
+            viewer,
+            api_url: api_url(&uri),
+            page: super::report::report(&s.pool, &repo_name(&owner, &name), viewer).await?,
+        })
+    }
+    .await;
+    respond(viewer, result)
+}
+
+/// The report's weekly table as a CSV download.
+pub async fn report_csv(
+    State(s): State<WebState>,
+    viewer: MaybeViewer,
+    Path((owner, name)): Path<(String, String)>,
+) -> Response {
+    let viewer = viewer_or_error!(viewer);
+    match super::report::report(&s.pool, &repo_name(&owner, &name), viewer).await {
+        Ok(page) => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{owner}-{name}-report.csv\""),
+                ),
+            ],
+            page.csv(),
+        )
+            .into_response(),
         Err(err) => error_page(viewer, err),
     }
 }

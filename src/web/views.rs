@@ -416,12 +416,16 @@ pub struct RepositoryPage {
     pub decisions: Timeline,
 }
 
-struct RepoRow {
-    account: String,
-    private: bool,
+pub(crate) struct RepoRow {
+    pub(crate) account: String,
+    pub(crate) private: bool,
 }
 
-async fn repository_row(pool: &PgPool, repo: &str, viewer: Viewer) -> Result<RepoRow, WebError> {
+pub(crate) async fn repository_row(
+    pool: &PgPool,
+    repo: &str,
+    viewer: Viewer,
+) -> Result<RepoRow, WebError> {
     let row = sqlx::query(
         "SELECT l.name, r.private FROM repositories r JOIN logs l ON l.id = r.log_id
           WHERE r.repo = $1",
