@@ -43,6 +43,8 @@ const REVIEW_SUBMITTED: &[u8] = fixture!("pull_request_review/submitted.1.json")
 const REVIEW_DISMISSED: &[u8] = fixture!("pull_request_review/dismissed.1.json");
 const REVIEW_COMMENT: &[u8] = fixture!("pull_request_review_comment/created.1.json");
 const ISSUE_COMMENT: &[u8] = fixture!("issue_comment/created.1.json");
+const CHECK_RUN_COMPLETED: &[u8] = fixture!("check_run/completed.1.json");
+const PUSH: &[u8] = fixture!("push/event.1.json");
 
 /// Sets the value at a JSON pointer, creating objects on the way.
 fn set(v: &mut Value, pointer: &str, value: Value) {
@@ -421,3 +423,107 @@ pub const STORY_ORDER: &[(&str, Option<i64>)] = &[
     ("pr.merged", Some(43)),
     ("issue.closed", None),
 ];
+
+/// One small story per accountability rule the feature story does not show, each built from
+/// GitHub's real payloads like the feature story: (rule id, PR number or `None` for a push,
+/// deliveries). PR #69 is a clean one that no rule may flag.
+pub fn rule_stories(run: &str) -> Vec<(&'static str, Option<i64>, Vec<Delivery>)> {
+    let t0: DateTime<Utc> = "2026-11-09T09:00:00Z".parse().unwrap();
+    let h = Duration::hours;
+    let story = |tag: &str| Story {
+        run: format!("{run}-{tag}"),
+        deliveries: Vec::new(),
+        review_id: 9_100_000,
+    };
+    let pr = |number: i64, author: &'static str| Pr {
+        number,
+        title: "Rule story",
+        body: "A change.",
+        author,
+        head: sha(&format!("rule-{number}-head")),
+        created: t0,
+    };
+    let opened = |s: &mut Story, p: &Pr| {
+        let v = s.pr_event(PR_OPENED, "opened", p.author, p, p.created);
+        s.push("pull_request", v);
+    };
+    let mut out = Vec::new();
+
+    // Merged with no review at all, by someone else.
+    let mut s = story("unreviewed");
+    let p = pr(60, "dev-ana");
+    opened(&mut s, &p);
+    s.merge(&p, "lead-bo", t0 + h(1));
+    out.push(("merged-without-approval", Some(60), s.deliveries));
+
+    // The author merges with only their own say-so (a comment, no approval).
+    let mut s = story("self");
+    let p = pr(61, "dev-ana");
+    opened(&mut s, &p);
+    s.review(&p, "rev-cy", "commented", "Looks plausible.", t0 + h(1));
+    s.merge(&p, "dev-ana", t0 + h(2));
+    out.push(("self-merge", Some(61), s.deliveries));
+
+    // Approved, but the merged head's check failed.
+    let mut s = story("red");
+    let p = pr(62, "dev-ana");
+    opened(&mut s, &p);
+    s.review(&p, "rev-cy", "approved", "LGTM", t0 + h(1));
+    let mut check = s.base(CHECK_RUN_COMPLETED, "completed", "github-actions");
+    set(&mut check, "/check_run/head_sha", json!(p.head));
+    set(&mut check, "/check_run/status", json!("completed"));
+    set(&mut check, "/check_run/conclusion", json!("failure"));
+    set(&mut check, "/check_run/name", json!("test"));
+    set(&mut check, "/check_run/completed_at", t(t0 + h(2)));
+    set(
+        &mut check,
+        "/check_run/pull_requests",
+        json!([{"number": 62, "head": {"sha": p.head, "ref": "rule-62"}}]),
+    );
+    s.push("check_run", check);
+    s.merge(&p, "lead-bo", t0 + h(3));
+    out.push(("merged-with-failing-checks", Some(62), s.deliveries));
+
+    // Changes requested after the merge.
+    let mut s = story("objection");
+    let p = pr(63, "dev-ana");
+    opened(&mut s, &p);
+    s.review(&p, "rev-cy", "approved", "LGTM", t0 + h(1));
+    s.merge(&p, "lead-bo", t0 + h(2));
+    s.review(
+        &p,
+        "sec-dee",
+        "changes_requested",
+        "This logs card numbers; revert.",
+        t0 + h(5),
+    );
+    out.push(("post-merge-objection", Some(63), s.deliveries));
+
+    // History of the default branch rewritten.
+    let mut s = story("force");
+    let mut push = s.base(PUSH, "", "dev-ana");
+    if let Some(o) = push.as_object_mut() {
+        o.remove("action");
+    }
+    set(&mut push, "/ref", json!("refs/heads/main"));
+    set(&mut push, "/forced", json!(true));
+    set(&mut push, "/before", json!(sha("main-before")));
+    set(&mut push, "/after", json!(sha("main-after")));
+    set(&mut push, "/repository/default_branch", json!("main"));
+    set(
+        &mut push,
+        "/pusher",
+        json!({"name": "dev-ana", "email": "ana@example.com"}),
+    );
+    s.push("push", push);
+    out.push(("force-push-default-branch", None, s.deliveries));
+
+    // A clean one: reviewed, approved on the merged head, merged by someone else.
+    let mut s = story("clean");
+    let p = pr(69, "dev-ana");
+    opened(&mut s, &p);
+    s.review(&p, "rev-cy", "approved", "LGTM", t0 + h(1));
+    s.merge(&p, "lead-bo", t0 + h(2));
+    out.push(("", Some(69), s.deliveries));
+    out
+}
