@@ -1,7 +1,18 @@
 //! Group commit: one sequencer task per log and process takes every entry waiting for that log,
-//! chains them, inserts them in one transaction and only then tells each waiting request where
-//! its entry landed. Between processes, an advisory lock taken inside the transaction
-//! serializes appends; the database's chain trigger rejects anything that would fork or gap.
+//! chains them, inserts them in one statement and only then tells each waiting request where
+//! its entry landed.
+//!
+//! The database keeps the chain whole whichever process writes: the primary key
+//! `(log_id, seq)` lets only one entry take each position and the chain trigger refuses an
+//! entry that does not link to its predecessor. On top of that, two paths:
+//!
+//! - **fast path**: the task remembers the tail it last committed and inserts the next batch
+//!   on it in a single autocommitted statement, one round trip. If another process appended
+//!   meanwhile, or a delivery id is already stored, the database refuses the whole statement
+//!   and nothing is stored;
+//! - **careful path**, after any refusal and on the first batch: a transaction that takes the
+//!   log's advisory lock (so writers on one log queue instead of racing), reads the tail,
+//!   looks up which delivery ids are already stored, and inserts the rest.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -86,8 +97,17 @@ impl Sequencer {
     }
 }
 
+/// What a sequencer task knows of its log between batches.
+#[derive(Default)]
+struct LogState {
+    id: Option<i64>,
+    /// `(next seq, hash of the last entry)` as of this task's last commit; `None` when unknown
+    /// (first batch, or after any failure), which sends the next batch down the careful path.
+    tail: Option<(u64, Hash)>,
+}
+
 async fn run_log(pool: PgPool, log_name: String, mut rx: mpsc::Receiver<Job>) {
-    let mut log_id = None;
+    let mut state = LogState::default();
     while let Some(first) = rx.recv().await {
         let mut bytes = first.entry.body.len();
         let mut batch = vec![first];
@@ -101,7 +121,7 @@ async fn run_log(pool: PgPool, log_name: String, mut rx: mpsc::Receiver<Job>) {
             }
         }
         let entries: Vec<&NewEntry> = batch.iter().map(|j| &j.entry).collect();
-        let outcome = commit_with_retry(&pool, &log_name, &mut log_id, &entries).await;
+        let outcome = commit(&pool, &log_name, &mut state, &entries).await;
         match outcome {
             Ok(outcomes) => {
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
@@ -119,15 +139,59 @@ async fn run_log(pool: PgPool, log_name: String, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-async fn commit_with_retry(
+/// Commits one batch: on the remembered tail if there is one, else (or if the database refuses
+/// that) carefully under the log's lock.
+async fn commit(
     pool: &PgPool,
     log_name: &str,
-    log_id: &mut Option<i64>,
+    state: &mut LogState,
     entries: &[&NewEntry],
 ) -> sqlx::Result<Vec<AppendOutcome>> {
+    let id = match state.id {
+        Some(id) => id,
+        None => {
+            let id = store::ensure_log(pool, log_name).await?;
+            state.id = Some(id);
+            id
+        }
+    };
+    if let Some(tail) = state.tail.take() {
+        let plan = place(log_name, tail, entries, &HashMap::new());
+        match store::insert_entries(pool, id, &plan.placed).await {
+            Ok(()) => {
+                tracing::debug!(log = log_name, entries = entries.len(), "batch committed");
+                state.tail = Some(plan.tail);
+                return Ok(plan.outcomes);
+            }
+            // Another writer moved the tail, or a delivery id is already stored: nothing of
+            // this statement was stored; sort it out under the lock.
+            Err(sqlx::Error::Database(db)) if is_conflict(db.code().as_deref()) => {
+                tracing::debug!(log = log_name, error = %db, "fast append refused; retrying under the lock");
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    let (outcomes, tail) = commit_locked_with_retry(pool, log_name, id, entries).await?;
+    state.tail = Some(tail);
+    Ok(outcomes)
+}
+
+/// Integrity-constraint errors (SQLSTATE class 23): a taken position, a stored delivery id,
+/// or the chain trigger's refusal. Anything else (connection lost, server down) is not
+/// retried here: the requests get 503 and GitHub's redelivery tries again.
+fn is_conflict(code: Option<&str>) -> bool {
+    code.is_some_and(|c| c.starts_with("23"))
+}
+
+async fn commit_locked_with_retry(
+    pool: &PgPool,
+    log_name: &str,
+    id: i64,
+    entries: &[&NewEntry],
+) -> sqlx::Result<(Vec<AppendOutcome>, (u64, Hash))> {
     let mut attempt = 1;
     loop {
-        match commit_batch(pool, log_name, log_id, entries).await {
+        match commit_locked(pool, log_name, id, entries).await {
             Err(sqlx::Error::Database(db))
                 if db.is_unique_violation() && attempt < MAX_ATTEMPTS =>
             {
@@ -139,26 +203,18 @@ async fn commit_with_retry(
     }
 }
 
-async fn commit_batch(
+async fn commit_locked(
     pool: &PgPool,
     log_name: &str,
-    log_id: &mut Option<i64>,
+    id: i64,
     entries: &[&NewEntry],
-) -> sqlx::Result<Vec<AppendOutcome>> {
-    let id = match *log_id {
-        Some(id) => id,
-        None => {
-            let id = store::ensure_log(pool, log_name).await?;
-            *log_id = Some(id);
-            id
-        }
-    };
+) -> sqlx::Result<(Vec<AppendOutcome>, (u64, Hash))> {
     let started = std::time::Instant::now();
     let mut tx = pool.begin().await?;
     store::lock_log(&mut *tx, id).await?;
-    let (mut next_seq, mut prev_hash) = store::tail(&mut *tx, id).await?;
+    let tail = store::tail(&mut *tx, id).await?;
 
-    // Deduplicate against the database and within the batch, per entry kind.
+    // Deduplicate against the database, per entry kind.
     let mut known: HashMap<(String, String), (String, u64)> = HashMap::new();
     let mut kinds: HashMap<&str, Vec<String>> = HashMap::new();
     for e in entries {
@@ -172,15 +228,53 @@ async fn commit_batch(
             known.insert((kind.to_string(), delivery), (name, seq));
         }
     }
+    let Plan {
+        placed,
+        outcomes,
+        tail,
+    } = place(log_name, tail, entries, &known);
+    if !placed.is_empty() {
+        store::insert_entries(&mut *tx, id, &placed).await?;
+    }
+    tx.commit().await?;
+    tracing::debug!(log = log_name, entries = entries.len(), appended = placed.len(),
+        elapsed = ?started.elapsed(), "batch committed under the lock");
+    Ok((outcomes, tail))
+}
 
+/// A batch laid out on the chain.
+struct Plan<'a> {
+    placed: Vec<PlacedEntry<'a>>,
+    outcomes: Vec<AppendOutcome>,
+    /// The tail once `placed` is stored.
+    tail: (u64, Hash),
+}
+
+/// Chains `entries` after `tail`. Entries whose delivery id is in `stored`, or repeats one
+/// earlier in the batch, become duplicates and take no position.
+fn place<'a>(
+    log_name: &str,
+    tail: (u64, Hash),
+    entries: &[&'a NewEntry],
+    stored: &HashMap<(String, String), (String, u64)>,
+) -> Plan<'a> {
+    let (mut next_seq, mut prev_hash) = tail;
+    let mut in_batch: HashMap<(&str, &str), u64> = HashMap::new();
     let mut outcomes = Vec::with_capacity(entries.len());
     let mut placed = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let key = (entry.kind.clone(), entry.delivery_id.clone());
-        if let Some((name, seq)) = known.get(&key) {
+    for &entry in entries {
+        if let Some((name, seq)) = stored.get(&(entry.kind.clone(), entry.delivery_id.clone())) {
             outcomes.push(AppendOutcome::Duplicate {
                 log_name: name.clone(),
                 seq: *seq,
+            });
+            continue;
+        }
+        let key = (entry.kind.as_str(), entry.delivery_id.as_str());
+        if let Some(&seq) = in_batch.get(&key) {
+            outcomes.push(AppendOutcome::Duplicate {
+                log_name: log_name.to_string(),
+                seq,
             });
             continue;
         }
@@ -196,15 +290,13 @@ async fn commit_batch(
             seq: next_seq,
             entry_hash,
         });
-        known.insert(key, (log_name.to_string(), next_seq));
+        in_batch.insert(key, next_seq);
         prev_hash = entry_hash;
         next_seq += 1;
     }
-    if !placed.is_empty() {
-        store::insert_entries(&mut *tx, id, &placed).await?;
+    Plan {
+        placed,
+        outcomes,
+        tail: (next_seq, prev_hash),
     }
-    tx.commit().await?;
-    tracing::debug!(log = log_name, entries = entries.len(), appended = placed.len(),
-        elapsed = ?started.elapsed(), "batch committed");
-    Ok(outcomes)
 }
