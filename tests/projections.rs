@@ -356,6 +356,69 @@ async fn the_projector_orders_by_github_time_links_features_survives_garbage_and
     assert!(before.len() >= 8, "the dump compares real rows: {before:?}");
 }
 
+/// The projector merges a page's writes before they reach the database; whatever the page
+/// size, the tables must come out as if each entry were applied alone, in log order.
+#[tokio::test]
+async fn a_page_of_entries_projects_exactly_as_its_entries_one_by_one() {
+    let db = TestDb::new().await;
+    let server = db.server(&[SECRET]).await;
+    let mut deliveries = verdict::story::feature_story("pages");
+    for (_, _, story) in verdict::story::rule_stories("pages") {
+        deliveries.extend(story);
+    }
+    // The same PR in several states within one page, newest first: only GitHub's newest
+    // state (and its feature links) may stand.
+    let mut newer = json_fixture("pull_request/opened.1.json");
+    newer["pull_request"]["updated_at"] = json!("2030-01-01T00:00:00Z");
+    newer["pull_request"]["labels"] = json!([{"name": "feature: Newest"}]);
+    let mut older = json_fixture("pull_request/opened.1.json");
+    older["pull_request"]["labels"] = json!([{"name": "feature: Older"}]);
+    older["pull_request"]["title"] = json!("older title");
+    for (i, payload) in [newer, older].iter().enumerate() {
+        deliveries.push(verdict::story::Delivery {
+            event: "pull_request",
+            delivery_id: format!("pages-order-{i}"),
+            body: serde_json::to_vec(payload).unwrap(),
+        });
+    }
+    for d in &deliveries {
+        let res = server.deliver(d.event, &d.delivery_id, &d.body).await;
+        assert_eq!(res.status(), 201, "{}", d.delivery_id);
+    }
+    server.shutdown().await;
+
+    let pool = db.app_pool().await;
+    let one_by_one = Projector::new(pool.clone(), DEFAULT_LABEL_PREFIX).with_page_size(1);
+    let rebuilt = one_by_one.rebuild().await.unwrap();
+    assert_eq!(rebuilt.entries as usize, deliveries.len());
+    let alone = table_dump(&pool).await;
+    let paged = Projector::new(pool.clone(), DEFAULT_LABEL_PREFIX);
+    paged.rebuild().await.unwrap();
+    assert_eq!(table_dump(&pool).await, alone);
+
+    assert!(
+        alone.len() >= 40,
+        "the dump compares real rows: {}",
+        alone.len()
+    );
+    let pr: String = sqlx::query_scalar(
+        "SELECT title FROM pull_requests WHERE repo = 'Codertocat/Hello-World' AND number = 2",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_ne!(pr, "older title", "an older state replaced a newer one");
+    let links: Vec<String> = sqlx::query_scalar(
+        "SELECT key FROM feature_pull_requests WHERE pr_repo = 'Codertocat/Hello-World'
+            AND pr_number = 2 ORDER BY key",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(links.contains(&"newest".to_string()), "{links:?}");
+    assert!(!links.contains(&"older".to_string()), "{links:?}");
+}
+
 #[tokio::test]
 async fn serve_projects_in_the_background_and_reproject_cli_rebuilds() {
     let db = TestDb::new().await;

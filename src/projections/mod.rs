@@ -6,3 +6,4 @@ pub mod features;
 pub mod findings;
 pub mod projector;
 pub mod review_state;
+pub mod writes;

@@ -5,11 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgPool, Row};
 use tokio::sync::Notify;
 
-use super::decisions::{self, Projected};
-use super::features::LinkSource;
+use super::decisions;
 use crate::log::entry::{GENESIS_PREV_HASH, Hash};
 use crate::log::store;
 use crate::log::verify::check_entry;
@@ -32,6 +31,7 @@ pub struct CatchUp {
 pub struct Projector {
     pool: PgPool,
     label_prefix: String,
+    page: i64,
 }
 
 impl Projector {
@@ -39,7 +39,15 @@ impl Projector {
         Projector {
             pool,
             label_prefix: label_prefix.into(),
+            page: PAGE,
         }
+    }
+
+    /// Applies at most `entries` per transaction (default 200). A page's writes are merged
+    /// before they reach the database; the tables come out the same whatever the page size.
+    pub fn with_page_size(mut self, entries: i64) -> Self {
+        self.page = entries.max(1);
+        self
     }
 
     /// Applies every entry not yet projected, in every log.
@@ -54,7 +62,7 @@ impl Projector {
                 total.entries += page.entries;
                 total.decisions += page.decisions;
                 total.problems += page.problems;
-                if page.entries < PAGE as u64 {
+                if page.entries < self.page as u64 {
                     break;
                 }
             }
@@ -121,9 +129,10 @@ impl Projector {
                 .unwrap_or(GENESIS_PREV_HASH),
             problem: cursor.get("chain_problem"),
         };
-        let rows = store::entries_from(&mut *tx, log_id, next as u64, PAGE).await?;
+        let rows = store::entries_from(&mut *tx, log_id, next as u64, self.page).await?;
         let mut done = CatchUp::default();
         let mut last = None;
+        let mut projected_page = Vec::new();
         for entry in &rows {
             last = Some(entry.seq);
             done.entries += 1;
@@ -166,7 +175,7 @@ impl Projector {
             ) {
                 Ok(projected) => {
                     done.decisions += projected.decisions.len() as u64;
-                    apply(&mut tx, log_id, entry.seq as i64, &projected).await?;
+                    projected_page.push((entry.seq as i64, projected));
                 }
                 Err(problem) => {
                     done.problems += 1;
@@ -184,6 +193,7 @@ impl Projector {
                 }
             }
         }
+        super::writes::write_page(&mut tx, log_id, &projected_page).await?;
         if let Some(last) = last {
             sqlx::query(
                 "UPDATE projection_cursors
@@ -226,136 +236,6 @@ impl ChainCheck {
             }
         }
     }
-}
-
-async fn apply(tx: &mut PgConnection, log_id: i64, seq: i64, p: &Projected) -> sqlx::Result<()> {
-    let mut touched: Vec<(&str, bool, chrono::DateTime<chrono::Utc>)> = Vec::new();
-    touched.extend(
-        p.decisions
-            .iter()
-            .map(|d| (d.repo.as_str(), d.repo_private, d.occurred_at)),
-    );
-    touched.extend(
-        p.pull_request
-            .iter()
-            .map(|pr| (pr.repo.as_str(), pr.repo_private, pr.updated_at)),
-    );
-    for (repo, private, at) in touched {
-        sqlx::query(
-            "INSERT INTO repositories (repo, log_id, private, last_activity) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (repo) DO UPDATE SET private = EXCLUDED.private,
-                 last_activity = greatest(repositories.last_activity, EXCLUDED.last_activity)",
-        )
-        .bind(repo)
-        .bind(log_id)
-        .bind(private)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-    }
-    for (ordinal, d) in p.decisions.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO decisions (log_id, seq, ordinal, repo, repo_private, pr_number, kind,
-                 actor, occurred_at, commit_sha, body, details)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(log_id)
-        .bind(seq)
-        .bind(ordinal as i32)
-        .bind(&d.repo)
-        .bind(d.repo_private)
-        .bind(d.pr_number)
-        .bind(&d.kind)
-        .bind(&d.actor)
-        .bind(d.occurred_at)
-        .bind(&d.commit_sha)
-        .bind(&d.body)
-        .bind(&d.details)
-        .execute(&mut *tx)
-        .await?;
-    }
-    let mut newest_pr_state = false;
-    if let Some(pr) = &p.pull_request {
-        // Only a newer state replaces the stored one: deliveries may arrive out of order.
-        let stored: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
-            "SELECT updated_at FROM pull_requests WHERE repo = $1 AND number = $2",
-        )
-        .bind(&pr.repo)
-        .bind(pr.number)
-        .fetch_optional(&mut *tx)
-        .await?;
-        newest_pr_state = stored.is_none_or(|t| pr.updated_at >= t);
-        if newest_pr_state {
-            sqlx::query(
-                "INSERT INTO pull_requests (repo, number, repo_private, title, author, state, draft,
-                     merged, merged_by, merged_at, merge_commit_sha, head_sha, base_ref, html_url,
-                     body, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-                 ON CONFLICT (repo, number) DO UPDATE SET repo_private = EXCLUDED.repo_private,
-                     title = EXCLUDED.title, author = EXCLUDED.author, state = EXCLUDED.state,
-                     draft = EXCLUDED.draft, merged = EXCLUDED.merged, merged_by = EXCLUDED.merged_by,
-                     merged_at = EXCLUDED.merged_at, merge_commit_sha = EXCLUDED.merge_commit_sha,
-                     head_sha = EXCLUDED.head_sha, base_ref = EXCLUDED.base_ref,
-                     html_url = EXCLUDED.html_url, body = EXCLUDED.body, updated_at = EXCLUDED.updated_at",
-            )
-            .bind(&pr.repo)
-            .bind(pr.number)
-            .bind(pr.repo_private)
-            .bind(&pr.title)
-            .bind(&pr.author)
-            .bind(&pr.state)
-            .bind(pr.draft)
-            .bind(pr.merged)
-            .bind(&pr.merged_by)
-            .bind(pr.merged_at)
-            .bind(&pr.merge_commit_sha)
-            .bind(&pr.head_sha)
-            .bind(&pr.base_ref)
-            .bind(&pr.html_url)
-            .bind(&pr.body)
-            .bind(pr.updated_at)
-            .execute(&mut *tx)
-            .await?;
-            // The PR's feature links are those its newest state shows.
-            sqlx::query("DELETE FROM feature_pull_requests WHERE pr_repo = $1 AND pr_number = $2")
-                .bind(&pr.repo)
-                .bind(pr.number)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    for link in &p.features {
-        let by_issue = link.source == LinkSource::IssueTitle;
-        sqlx::query(
-            "INSERT INTO features (repo, key, title, titled_by_issue) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (repo, key) DO UPDATE
-                SET title = EXCLUDED.title, titled_by_issue = true
-              WHERE EXCLUDED.titled_by_issue",
-        )
-        .bind(&link.repo)
-        .bind(&link.key)
-        .bind(&link.title)
-        .bind(by_issue)
-        .execute(&mut *tx)
-        .await?;
-        if let (Some(number), Some(pr)) = (link.pr_number, &p.pull_request)
-            && newest_pr_state
-        {
-            sqlx::query(
-                "INSERT INTO feature_pull_requests (repo, key, pr_repo, pr_number, source)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            )
-            .bind(&link.repo)
-            .bind(&link.key)
-            .bind(&pr.repo)
-            .bind(number)
-            .bind(link.source.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
-    }
-    Ok(())
 }
 
 /// How many entries of each log are not yet projected (for health and tests).
