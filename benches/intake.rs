@@ -8,8 +8,11 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 
 use sqlx::{Connection, Executor, PgConnection};
 use verdict::db;
@@ -160,41 +163,104 @@ fn presign(payloads: &[(String, Vec<u8>)], n: usize, tag: &str) -> Vec<Signed> {
         .collect()
 }
 
-async fn send(client: &reqwest::Client, url: &str, d: &Signed) -> Duration {
-    let start = Instant::now();
-    let res = client
-        .post(url)
-        .header("X-GitHub-Event", &d.event)
-        .header("X-GitHub-Delivery", &d.delivery)
-        .header("X-Hub-Signature-256", &d.signature)
-        .header("Content-Type", "application/json")
-        .body(d.body.clone())
-        .send()
-        .await
-        .expect("server reachable");
-    assert_eq!(res.status(), 201, "delivery {} refused", d.delivery);
-    start.elapsed()
+/// One keep-alive HTTP/1.1 connection of the load generator. Requests are written as raw
+/// bytes and answers read just far enough for their status: the load generator shares the
+/// machine's two cores with the server and PostgreSQL, so it must cost as little as it can
+/// (in the manner of wrk), not measure a client library.
+struct Conn {
+    stream: BufReader<TcpStream>,
+    request: Vec<u8>,
+    line: String,
+}
+
+impl Conn {
+    async fn open(addr: &str) -> Conn {
+        let stream = TcpStream::connect(addr).await.expect("server reachable");
+        stream.set_nodelay(true).unwrap();
+        Conn {
+            stream: BufReader::new(stream),
+            request: Vec::with_capacity(32 * 1024),
+            line: String::new(),
+        }
+    }
+
+    /// Posts one delivery; returns how long it took to be acknowledged.
+    async fn send(&mut self, d: &Signed) -> Duration {
+        use std::io::Write;
+        let start = Instant::now();
+        self.request.clear();
+        write!(
+            self.request,
+            "POST /webhooks/github HTTP/1.1\r\nHost: verdict\r\nX-GitHub-Event: {}\r\n\
+             X-GitHub-Delivery: {}\r\nX-Hub-Signature-256: {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            d.event,
+            d.delivery,
+            d.signature,
+            d.body.len()
+        )
+        .unwrap();
+        self.request.extend_from_slice(&d.body);
+        self.stream
+            .get_mut()
+            .write_all(&self.request)
+            .await
+            .unwrap();
+        // Status line, headers, then exactly Content-Length bytes of body.
+        self.line.clear();
+        self.stream.read_line(&mut self.line).await.unwrap();
+        let status = self
+            .line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_string();
+        let mut length = 0;
+        loop {
+            self.line.clear();
+            self.stream.read_line(&mut self.line).await.unwrap();
+            let header = self.line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        self.stream.read_exact(&mut body).await.unwrap();
+        assert_eq!(
+            status,
+            "201",
+            "delivery {} refused: {}",
+            d.delivery,
+            String::from_utf8_lossy(&body)
+        );
+        start.elapsed()
+    }
 }
 
 /// Closed loop: `concurrency` clients send back to back. Returns (deliveries/s, latencies).
 async fn closed_loop(base: &str, work: Vec<Signed>, concurrency: usize) -> (f64, Vec<Duration>) {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .unwrap();
-    let url = format!("{base}/webhooks/github");
+    let addr = base.trim_start_matches("http://").to_string();
     let work = Arc::new(work);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut conns = Vec::new();
+    for _ in 0..concurrency {
+        conns.push(Conn::open(&addr).await);
+    }
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (client, url, work, next) = (client.clone(), url.clone(), work.clone(), next.clone());
+    for mut conn in conns {
+        let (work, next) = (work.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(d) = work.get(i) else { break };
-                lat.push(send(&client, &url, d).await);
+                lat.push(conn.send(d).await);
             }
             lat
         }));
@@ -208,21 +274,34 @@ async fn closed_loop(base: &str, work: Vec<Signed>, concurrency: usize) -> (f64,
     (rate, all)
 }
 
-/// Open loop: deliveries offered at `rate` per second regardless of answers.
+/// Open loop: deliveries offered at `rate` per second regardless of answers, each on an idle
+/// connection (a new one when all are busy).
 async fn open_loop(base: &str, work: Vec<Signed>, rate: u64) -> (f64, Vec<Duration>) {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()
-        .unwrap();
-    let url = Arc::new(format!("{base}/webhooks/github"));
+    let addr = Arc::new(base.trim_start_matches("http://").to_string());
+    let idle: Arc<Mutex<Vec<Conn>>> = Arc::default();
+    for _ in 0..32 {
+        let conn = Conn::open(&addr).await;
+        idle.lock().unwrap().push(conn);
+    }
     let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for d in work {
         tick.tick().await;
-        let (client, url) = (client.clone(), url.clone());
-        tasks.push(tokio::spawn(async move { send(&client, &url, &d).await }));
+        let (addr, idle) = (addr.clone(), idle.clone());
+        let due = Instant::now();
+        tasks.push(tokio::spawn(async move {
+            let conn = idle.lock().unwrap().pop();
+            let mut conn = match conn {
+                Some(conn) => conn,
+                None => Conn::open(&addr).await,
+            };
+            // Latency counts from the moment the delivery is due, connecting included.
+            conn.send(&d).await;
+            idle.lock().unwrap().push(conn);
+            due.elapsed()
+        }));
     }
     let mut all = Vec::new();
     for t in tasks {
