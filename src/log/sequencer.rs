@@ -6,13 +6,14 @@
 //! `(log_id, seq)` lets only one entry take each position and the chain trigger refuses an
 //! entry that does not link to its predecessor. On top of that, two paths:
 //!
-//! - **fast path**: the task remembers the tail it last committed and inserts the next batch
-//!   on it in a single autocommitted statement, one round trip. If another process appended
-//!   meanwhile, or a delivery id is already stored, the database refuses the whole statement
-//!   and nothing is stored;
+//! - **fast path**: the task remembers the tail it last committed and appends the next batch
+//!   on it in a single autocommitted statement, one round trip, which first takes the log's
+//!   advisory lock (so writers on one log queue instead of racing). If another process
+//!   appended meanwhile, or a delivery id is already stored, the database refuses the whole
+//!   statement and nothing is stored;
 //! - **careful path**, after any refusal and on the first batch: a transaction that takes the
-//!   log's advisory lock (so writers on one log queue instead of racing), reads the tail,
-//!   looks up which delivery ids are already stored, and inserts the rest.
+//!   same lock, reads the tail, looks up which delivery ids are already stored, and inserts
+//!   the rest.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -64,13 +65,18 @@ struct Job {
 pub struct Sequencer {
     pool: PgPool,
     queues: Arc<Mutex<HashMap<String, mpsc::Sender<Job>>>>,
+    /// Where the per-log tasks run: the runtime that created the sequencer (the webhook's),
+    /// even when the first append comes from background work.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Sequencer {
+    /// Must be called within a tokio runtime, which will run the per-log tasks.
     pub fn new(pool: PgPool) -> Self {
         Sequencer {
             pool,
             queues: Arc::default(),
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -91,7 +97,8 @@ impl Sequencer {
             return queue.clone();
         }
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run_log(self.pool.clone(), log_name.to_string(), rx));
+        self.runtime
+            .spawn(run_log(self.pool.clone(), log_name.to_string(), rx));
         queues.insert(log_name.to_string(), tx.clone());
         tx
     }
@@ -157,7 +164,7 @@ async fn commit(
     };
     if let Some(tail) = state.tail.take() {
         let plan = place(log_name, tail, entries, &HashMap::new());
-        match store::insert_entries(pool, id, &plan.placed).await {
+        match store::append_entries_locked(pool, id, &plan.placed).await {
             Ok(()) => {
                 tracing::debug!(log = log_name, entries = entries.len(), "batch committed");
                 state.tail = Some(plan.tail);

@@ -65,12 +65,14 @@ pub async fn ensure_log(conn: impl PgExecutor<'_> + Copy, name: &str) -> sqlx::R
         .await
 }
 
+/// First key of the advisory locks that serialize appends ("verd").
+const LOCK_NAMESPACE: i32 = 0x7665_7264;
+
 /// Serializes appends to one log across every process on the database, until the transaction
 /// ends. The first key is a fixed namespace so verdict's locks never meet anyone else's.
 pub async fn lock_log(conn: impl PgExecutor<'_>, log_id: i64) -> sqlx::Result<()> {
-    const NAMESPACE: i32 = 0x7665_7264; // "verd"
     sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-        .bind(NAMESPACE)
+        .bind(LOCK_NAMESPACE)
         .bind(i32::try_from(log_id).expect("fewer than 2^31 logs"))
         .execute(conn)
         .await?;
@@ -129,15 +131,66 @@ pub struct PlacedEntry<'a> {
     pub entry_hash: Hash,
 }
 
-/// Inserts a run of consecutive entries of one log in a single statement. UNNEST yields rows
-/// in array order, which is seq order; were it ever not to, the chain trigger would refuse the
-/// insert rather than store a broken chain. (An ORDER BY here would sort multi-kilobyte rows,
-/// spilling to disk for large batches.)
+/// Inserts a run of consecutive entries of one log in a single statement, inside the caller's
+/// transaction (which holds the log's lock). UNNEST yields rows in array order, which is seq
+/// order; were it ever not to, the chain trigger would refuse the insert rather than store a
+/// broken chain. (An ORDER BY here would sort multi-kilobyte rows, spilling to disk for large
+/// batches.)
 pub async fn insert_entries(
     conn: impl PgExecutor<'_>,
     log_id: i64,
     placed: &[PlacedEntry<'_>],
 ) -> sqlx::Result<()> {
+    bind_entries(
+        sqlx::query(
+            "INSERT INTO log_entries (log_id, seq, kind, prev_hash, entry_hash, received_at,
+                 delivery_id, event, hook_id, installation_target_type, installation_target_id,
+                 signature, body_sha256, body, body_readable)
+             SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::bytea[], $5::bytea[],
+                 $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                 $12::text[], $13::bytea[], $14::bytea[], $15::boolean[])",
+        ),
+        log_id,
+        placed,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Like [`insert_entries`], as one statement that is its own transaction: it takes the log's
+/// advisory lock before producing any row, so appends from every process still queue on the
+/// lock, then inserts. Nothing is stored if any row is refused.
+pub async fn append_entries_locked(
+    conn: impl PgExecutor<'_>,
+    log_id: i64,
+    placed: &[PlacedEntry<'_>],
+) -> sqlx::Result<()> {
+    bind_entries(
+        sqlx::query(
+            "INSERT INTO log_entries (log_id, seq, kind, prev_hash, entry_hash, received_at,
+                 delivery_id, event, hook_id, installation_target_type, installation_target_id,
+                 signature, body_sha256, body, body_readable)
+             SELECT $1, u.* FROM (SELECT pg_advisory_xact_lock($16, $1::integer)) AS lock,
+                 UNNEST($2::bigint[], $3::text[], $4::bytea[], $5::bytea[],
+                 $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                 $12::text[], $13::bytea[], $14::bytea[], $15::boolean[]) AS u",
+        ),
+        log_id,
+        placed,
+    )
+    .bind(LOCK_NAMESPACE)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Binds `$1` to `$15` of the two inserts above.
+fn bind_entries<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    log_id: i64,
+    placed: &'q [PlacedEntry<'_>],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
     let n = placed.len();
     let mut seq = Vec::with_capacity(n);
     let mut kind = Vec::with_capacity(n);
@@ -156,46 +209,36 @@ pub async fn insert_entries(
     for p in placed {
         let e = p.entry;
         seq.push(p.seq as i64);
-        kind.push(e.kind.clone());
-        prev.push(p.prev_hash.to_vec());
-        hash.push(p.entry_hash.to_vec());
+        kind.push(e.kind.as_str());
+        prev.push(&p.prev_hash[..]);
+        hash.push(&p.entry_hash[..]);
         received.push(e.received_at);
-        delivery.push(e.delivery_id.clone());
-        event.push(e.event.clone());
-        hook.push(e.hook_id.clone());
-        target_type.push(e.installation_target_type.clone());
-        target_id.push(e.installation_target_id.clone());
-        signature.push(e.signature.clone());
-        body_sha.push(e.body_sha256.to_vec());
-        body.push(e.body.to_vec());
+        delivery.push(e.delivery_id.as_str());
+        event.push(e.event.as_str());
+        hook.push(e.hook_id.as_deref());
+        target_type.push(e.installation_target_type.as_deref());
+        target_id.push(e.installation_target_id.as_deref());
+        signature.push(e.signature.as_deref());
+        body_sha.push(&e.body_sha256[..]);
+        body.push(&e.body[..]);
         is_json.push(e.body_readable);
     }
-    sqlx::query(
-        "INSERT INTO log_entries (log_id, seq, kind, prev_hash, entry_hash, received_at,
-             delivery_id, event, hook_id, installation_target_type, installation_target_id,
-             signature, body_sha256, body, body_readable)
-         SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::bytea[], $5::bytea[],
-             $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
-             $12::text[], $13::bytea[], $14::bytea[], $15::boolean[])",
-    )
-    .bind(log_id)
-    .bind(seq)
-    .bind(kind)
-    .bind(prev)
-    .bind(hash)
-    .bind(received)
-    .bind(delivery)
-    .bind(event)
-    .bind(hook)
-    .bind(target_type)
-    .bind(target_id)
-    .bind(signature)
-    .bind(body_sha)
-    .bind(body)
-    .bind(is_json)
-    .execute(conn)
-    .await?;
-    Ok(())
+    query
+        .bind(log_id)
+        .bind(seq)
+        .bind(kind)
+        .bind(prev)
+        .bind(hash)
+        .bind(received)
+        .bind(delivery)
+        .bind(event)
+        .bind(hook)
+        .bind(target_type)
+        .bind(target_id)
+        .bind(signature)
+        .bind(body_sha)
+        .bind(body)
+        .bind(is_json)
 }
 
 /// Every log with its size and head hash, by name.
