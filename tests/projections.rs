@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use common::{SECRET, TestDb, fixture, fixture_payloads};
 use serde_json::{Value, json};
 use sqlx::Row;
-use verdict::projections::decisions::{Decision, KINDS, project};
+use verdict::projections::decisions::{Decision, KINDS, project, project_value};
 use verdict::projections::features::DEFAULT_LABEL_PREFIX;
 use verdict::projections::projector::{Projector, backlog};
 
@@ -68,6 +68,34 @@ fn every_real_payload_of_an_interpreted_event_projects() {
             );
         }
     }
+}
+
+/// The projector parses payloads without their API links (`*_url`, `_links`); over every
+/// real payload that must project exactly as the whole payload does.
+#[test]
+fn leaving_out_api_links_changes_no_projection() {
+    let mut compared = 0;
+    for (event, path) in fixture_payloads() {
+        let body = std::fs::read(&path).unwrap();
+        let whole: Value = serde_json::from_slice(&body).unwrap();
+        let from_whole = project_value(
+            &event,
+            &whole,
+            at("2030-01-01T00:00:00Z"),
+            DEFAULT_LABEL_PREFIX,
+        );
+        let pruned = project(
+            &event,
+            &body,
+            at("2030-01-01T00:00:00Z"),
+            DEFAULT_LABEL_PREFIX,
+        );
+        assert_eq!(pruned, from_whole, "{}", path.display());
+        if from_whole.is_ok_and(|p| !p.decisions.is_empty()) {
+            compared += 1;
+        }
+    }
+    assert!(compared > 50, "only {compared} payloads yielded decisions");
 }
 
 #[test]

@@ -160,18 +160,28 @@ pub fn project(
     if !INTERPRETED.contains(&event) {
         return Ok(Projected::default());
     }
-    let payload: Value = serde_json::from_slice(body).map_err(|_| ProjectError::NotJson)?;
-    let action = s(&payload, "/action").unwrap_or_default();
+    let payload = super::payload::parse(body).map_err(|_| ProjectError::NotJson)?;
+    project_value(event, &payload, received_at, label_prefix)
+}
+
+/// Projects one delivery's parsed payload (see [`project`]).
+pub fn project_value(
+    event: &str,
+    payload: &Value,
+    received_at: DateTime<Utc>,
+    label_prefix: &str,
+) -> Result<Projected, ProjectError> {
+    let action = s(payload, "/action").unwrap_or_default();
     match event {
-        "pull_request" => pull_request(&payload, &action, received_at, label_prefix),
-        "pull_request_review" => review(&payload, &action, received_at, label_prefix),
-        "pull_request_review_comment" => review_comment(&payload, &action, received_at),
-        "pull_request_review_thread" => review_thread(&payload, &action, received_at),
-        "issue_comment" => issue_comment(&payload, &action, received_at),
-        "issues" => issue(&payload, &action, received_at),
-        "check_suite" | "check_run" => check(event, &payload, received_at),
-        "status" => status(&payload, received_at),
-        "push" => push(&payload, received_at),
+        "pull_request" => pull_request(payload, &action, received_at, label_prefix),
+        "pull_request_review" => review(payload, &action, received_at, label_prefix),
+        "pull_request_review_comment" => review_comment(payload, &action, received_at),
+        "pull_request_review_thread" => review_thread(payload, &action, received_at),
+        "issue_comment" => issue_comment(payload, &action, received_at),
+        "issues" => issue(payload, &action, received_at),
+        "check_suite" | "check_run" => check(event, payload, received_at),
+        "status" => status(payload, received_at),
+        "push" => push(payload, received_at),
         _ => Ok(Projected::default()),
     }
 }

@@ -4,6 +4,7 @@
 pub mod decisions;
 pub mod features;
 pub mod findings;
+pub mod payload;
 pub mod projector;
 pub mod review_state;
 pub mod writes;
