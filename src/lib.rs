@@ -4,6 +4,7 @@
 //! The modules follow the data path: [`intake`] (verify, inspect) → [`log`] (append, chain,
 //! verify) → [`web`] (HTTP). [`db`] resolves and migrates PostgreSQL.
 
+pub mod background;
 pub mod db;
 pub mod feedback;
 pub mod intake;

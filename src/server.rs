@@ -70,6 +70,10 @@ pub enum ServeError {
     Db(#[from] crate::db::DbError),
     #[error(transparent)]
     GitHub(#[from] crate::feedback::github::GitHubError),
+    #[error(
+        "cannot start verdict's background thread: {0}. Check the process's thread limit (ulimit -u)"
+    )]
+    Background(std::io::Error),
 }
 
 /// Binds and starts serving in the background.
@@ -79,6 +83,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     }
     let pool = crate::db::app_pool(&config.database_url, config.max_connections).await?;
     let sequencer = Sequencer::new(pool.clone());
+    // Background work has its own thread, runtime and pool: see crate::background.
+    let background = crate::background::Background::start().map_err(ServeError::Background)?;
+    let bg_pool = {
+        let url = config.database_url.clone();
+        background
+            .handle()
+            .spawn(async move { crate::db::app_pool(&url, 4).await })
+            .await
+            .map_err(|e| ServeError::Background(std::io::Error::other(e)))??
+    };
+    let in_background = background.handle().enter();
     let intake = IntakeState {
         secrets: config.secrets.clone(),
         sequencer: sequencer.clone(),
@@ -127,13 +142,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     });
     // The accountability rules judge what the projector derived, and append their findings.
     let judge = config.judge.then(|| {
-        crate::feedback::judge::Judge::new(pool.clone(), sequencer, outputs.clone())
+        crate::feedback::judge::Judge::new(bg_pool.clone(), sequencer, outputs.clone())
             .with_rules(std::sync::Arc::new(feedback.rules.clone()))
             .spawn()
     });
     // Messages leave through the outbox, whichever process wrote them.
     let dispatcher = crate::feedback::dispatcher::Dispatcher::new(
-        pool.clone(),
+        bg_pool.clone(),
         crate::feedback::alerts::AlertSender::new(feedback.alert_secret.clone()),
         github,
         feedback.retry,
@@ -142,7 +157,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     .spawn();
     // Projections follow the log in the background, never in the webhook's path.
     let projector = crate::projections::projector::Projector::new(
-        pool.clone(),
+        bg_pool.clone(),
         config.feature_label_prefix.clone(),
     )
     .spawn(std::sync::Arc::new(tokio::sync::Notify::new()));
@@ -153,7 +168,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     // The Merkle tree and checkpoints follow the log in the background too.
     let tree = config
         .build_tree
-        .then(|| crate::log::tree::TreeBuilder::new(pool.clone(), config.signer.clone()).spawn());
+        .then(|| crate::log::tree::TreeBuilder::new(bg_pool, config.signer.clone()).spawn());
+    drop(in_background);
     let app = crate::web::router(pool, intake, operator, config.signer.clone());
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
@@ -170,6 +186,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         if let Some(tree) = tree {
             tree.abort();
         }
+        drop(background);
         served
     });
     Ok(RunningServer {
