@@ -434,8 +434,11 @@ async fn wait_for_projections(url: &str) {
     for _ in 0..6000 {
         let backlog: i64 = sqlx::query_scalar(
             "SELECT coalesce(sum(t.size - coalesce(c.next_seq, 0)), 0)::bigint FROM
-               (SELECT log_id, max(seq) + 1 AS size FROM log_entries GROUP BY log_id) t
-               LEFT JOIN projection_cursors c ON c.log_id = t.log_id",
+           (SELECT l.id AS log_id, coalesce((SELECT e.seq + 1 FROM log_entries e
+                                              WHERE e.log_id = l.id
+                                              ORDER BY e.seq DESC LIMIT 1), 0) AS size
+              FROM logs l) t
+           LEFT JOIN projection_cursors c ON c.log_id = t.log_id",
         )
         .fetch_one(&mut conn)
         .await
