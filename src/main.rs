@@ -133,6 +133,19 @@ struct FeedbackArgs {
     /// (README, "Rules"). Default: every rule everywhere.
     #[arg(long, env = "VERDICT_RULES_CONFIG")]
     rules_config: Option<PathBuf>,
+    /// Attempts at delivering an alert or a write-back before it is marked failed on
+    /// /outbox.
+    #[arg(long, env = "VERDICT_RETRY_ATTEMPTS", default_value_t = 20,
+          value_parser = clap::value_parser!(i32).range(1..=1000))]
+    retry_attempts: i32,
+    /// Seconds to wait before the second attempt; doubled after each failure.
+    #[arg(long, env = "VERDICT_RETRY_FIRST_DELAY", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    retry_first_delay: u64,
+    /// Longest wait between two attempts, in seconds.
+    #[arg(long, env = "VERDICT_RETRY_MAX_DELAY", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    retry_max_delay: u64,
 }
 
 impl FeedbackArgs {
@@ -162,7 +175,13 @@ impl FeedbackArgs {
             alert_secret: self.alert_secret.clone().filter(|s| !s.is_empty()),
             github,
             write_back: self.write_back,
-            retry: Default::default(),
+            retry: verdict::feedback::outbox::RetryPolicy {
+                first_delay: std::time::Duration::from_secs(self.retry_first_delay),
+                max_delay: std::time::Duration::from_secs(
+                    self.retry_max_delay.max(self.retry_first_delay),
+                ),
+                max_attempts: self.retry_attempts,
+            },
             github_spacing: std::time::Duration::from_secs(1),
             rules: match &self.rules_config {
                 Some(path) => verdict::feedback::config::RuleConfig::load(path)?,
@@ -457,4 +476,43 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feedback(args: &[&str]) -> anyhow::Result<verdict::feedback::FeedbackConfig> {
+        let cli = Cli::try_parse_from(args.iter().copied())?;
+        match cli.command {
+            Command::Serve(serve) => serve.feedback.config(),
+            _ => unreachable!("parsed a serve command"),
+        }
+    }
+
+    #[test]
+    fn retry_policy_comes_from_the_command_line_with_sane_defaults() {
+        let default = feedback(&["verdict", "serve"]).unwrap().retry;
+        assert_eq!(default.max_attempts, 20);
+        assert_eq!(default.first_delay, std::time::Duration::from_secs(10));
+        assert_eq!(default.max_delay, std::time::Duration::from_secs(3600));
+
+        let set = feedback(&[
+            "verdict",
+            "serve",
+            "--retry-attempts",
+            "5",
+            "--retry-first-delay",
+            "2",
+            "--retry-max-delay",
+            "60",
+        ])
+        .unwrap()
+        .retry;
+        assert_eq!(set.max_attempts, 5);
+        assert_eq!(set.delay(1), std::time::Duration::from_secs(2));
+        assert_eq!(set.delay(10), std::time::Duration::from_secs(60));
+
+        assert!(feedback(&["verdict", "serve", "--retry-attempts", "0"]).is_err());
+    }
 }
