@@ -153,6 +153,81 @@ async fn inserts_that_would_fork_or_gap_the_chain_are_rejected() {
     );
 }
 
+/// The chain is checked once per statement (the sequencer inserts a batch in one): entries may
+/// link to others of the same statement, in any row order, and one bad entry refuses them all.
+#[tokio::test]
+async fn a_batch_is_checked_whole() {
+    let db = seeded().await;
+    let app = db.app_pool().await;
+    // Entry `seq` copied from entry 2 with the given prev_hash / entry_hash expressions.
+    let row = |seq: i64, prev: &str, hash: &str| {
+        format!(
+            "SELECT log_id, {seq}::bigint, kind, {prev}, {hash}, received_at, 'batch-{seq}',
+                    event, body_sha256, body, body_readable FROM log_entries WHERE seq = 2"
+        )
+    };
+    let insert = |rows: Vec<String>| {
+        format!(
+            "INSERT INTO log_entries (log_id, seq, kind, prev_hash, entry_hash, received_at,
+                 delivery_id, event, body_sha256, body, body_readable) {}",
+            rows.join(" UNION ALL ")
+        )
+    };
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM log_entries")
+            .fetch_one(&db.admin_pool().await)
+            .await
+            .unwrap()
+    };
+
+    // Entries 3 and 4, entry 4 listed first and linking to entry 3 of the same statement.
+    let linked = insert(vec![
+        row(4, "sha256('three')", "sha256('four')"),
+        row(3, "entry_hash", "sha256('three')"),
+    ]);
+    sqlx::query(sqlx::AssertSqlSafe(linked))
+        .execute(&app)
+        .await
+        .expect("a batch whose entries link to each other is accepted");
+    assert_eq!(count().await, 5);
+
+    // Entries 5, 6, 7 where 6 does not link to 5: nothing of the statement is stored.
+    let broken = insert(vec![
+        row(5, "sha256('four')", "sha256('five')"),
+        row(6, "sha256('not five')", "sha256('six')"),
+        row(7, "sha256('six')", "sha256('seven')"),
+    ]);
+    let err = sqlx::query(sqlx::AssertSqlSafe(broken))
+        .execute(&app)
+        .await
+        .unwrap_err();
+    let db_err = err.as_database_error().expect("a database error");
+    assert_eq!(db_err.code().as_deref(), Some("23000"), "{err}");
+    assert!(
+        db_err
+            .message()
+            .contains("entry 6: prev_hash does not match the hash of entry 5"),
+        "{err}"
+    );
+    assert_eq!(count().await, 5, "a refused statement stores nothing");
+
+    // A gap inside a batch (5, then 7) is named too.
+    let gap = insert(vec![
+        row(5, "sha256('four')", "sha256('five')"),
+        row(7, "sha256('six')", "sha256('seven')"),
+    ]);
+    let err = sqlx::query(sqlx::AssertSqlSafe(gap))
+        .execute(&app)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("entry 7: previous entry 6 is missing"),
+        "{err}"
+    );
+    assert_eq!(count().await, 5);
+}
+
 #[tokio::test]
 async fn migrations_are_idempotent_and_rerunnable() {
     let db = TestDb::new().await;
