@@ -83,6 +83,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     }
     let pool = crate::db::app_pool(&config.database_url, config.max_connections).await?;
     let sequencer = Sequencer::new(pool.clone());
+    let intake_load = sequencer.load();
     // Background work has its own thread, runtime and pool: see crate::background.
     let background = crate::background::Background::start().map_err(ServeError::Background)?;
     let bg_pool = {
@@ -144,6 +145,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     let judge = config.judge.then(|| {
         crate::feedback::judge::Judge::new(bg_pool.clone(), sequencer, outputs.clone())
             .with_rules(std::sync::Arc::new(feedback.rules.clone()))
+            .yielding_to_intake()
             .spawn()
     });
     // Messages leave through the outbox, whichever process wrote them.
@@ -160,15 +162,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         bg_pool.clone(),
         config.feature_label_prefix.clone(),
     )
+    .yielding_to(intake_load.clone())
     .spawn(std::sync::Arc::new(tokio::sync::Notify::new()));
     let operator = crate::web::access::OperatorToken::new(config.admin_token.as_deref());
     if operator.is_none() {
         tracing::info!("no VERDICT_ADMIN_TOKEN: pages show public repositories only");
     }
     // The Merkle tree and checkpoints follow the log in the background too.
-    let tree = config
-        .build_tree
-        .then(|| crate::log::tree::TreeBuilder::new(bg_pool, config.signer.clone()).spawn());
+    let tree = config.build_tree.then(|| {
+        crate::log::tree::TreeBuilder::new(bg_pool, config.signer.clone())
+            .yielding_to(intake_load)
+            .spawn()
+    });
     drop(in_background);
     let app = crate::web::router(pool, intake, operator, config.signer.clone());
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();

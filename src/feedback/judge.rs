@@ -36,6 +36,8 @@ pub struct Judge {
     sequencer: Sequencer,
     outputs: Arc<Outputs>,
     rules: Arc<RuleConfig>,
+    /// Whether each round waits (boundedly) while the sequencer's intake is saturated.
+    yields: bool,
 }
 
 impl Judge {
@@ -46,7 +48,15 @@ impl Judge {
             sequencer,
             outputs,
             rules: Arc::new(RuleConfig::default()),
+            yields: false,
         }
+    }
+
+    /// Steps aside before judging each log while the sequencer's intake is saturated (see
+    /// [`crate::background::IntakeLoad::until_quiet`]): the server's judge.
+    pub fn yielding_to_intake(mut self) -> Judge {
+        self.yields = true;
+        self
     }
 
     /// Judges with `rules` (scopes, severities, switched-off rules) instead of the defaults.
@@ -67,6 +77,9 @@ impl Judge {
         .await?;
         let mut appended = 0;
         for (log_id, name, from, to) in logs {
+            if self.yields {
+                self.sequencer.load().until_quiet().await;
+            }
             appended += self.judge_range(log_id, &name, from, to).await?;
         }
         Ok(appended)

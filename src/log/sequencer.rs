@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::entry::Hash;
 use super::store::{self, NewEntry, PlacedEntry};
+use crate::background::IntakeLoad;
 
 /// Largest number of entries committed together.
 const MAX_BATCH_ENTRIES: usize = 512;
@@ -68,6 +69,8 @@ pub struct Sequencer {
     /// Where the per-log tasks run: the runtime that created the sequencer (the webhook's),
     /// even when the first append comes from background work.
     runtime: tokio::runtime::Handle,
+    /// Appends waiting for their commit, which background work watches to step aside.
+    load: IntakeLoad,
 }
 
 impl Sequencer {
@@ -77,11 +80,19 @@ impl Sequencer {
             pool,
             queues: Arc::default(),
             runtime: tokio::runtime::Handle::current(),
+            load: IntakeLoad::default(),
         }
+    }
+
+    /// How many appends are waiting for their commit right now, for background work to
+    /// step aside while intake is saturated.
+    pub fn load(&self) -> IntakeLoad {
+        self.load.clone()
     }
 
     /// Appends `entry` to its log; returns once the commit holding it is durable.
     pub async fn append(&self, entry: NewEntry) -> Result<AppendOutcome, AppendError> {
+        let _waiting = self.load.waiting_for_commit();
         let queue = self.queue_for(&entry.log_name);
         let (reply, answer) = oneshot::channel();
         queue

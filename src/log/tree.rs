@@ -11,6 +11,7 @@ use sqlx::{PgConnection, PgExecutor, PgPool, Row};
 use super::checkpoint::CheckpointSigner;
 use super::entry::Hash;
 use super::merkle::{self, Frontier, NodeId, Range};
+use crate::background::IntakeLoad;
 
 /// Namespace of the per-log tree lock (the sequencer and projector use others).
 const LOCK_NAMESPACE: i32 = 0x7472_6565; // "tree"
@@ -33,11 +34,24 @@ pub struct StoredCheckpoint {
 pub struct TreeBuilder {
     pool: PgPool,
     signer: Arc<CheckpointSigner>,
+    /// When set, each extension waits (boundedly) while this intake is saturated.
+    yield_to: Option<IntakeLoad>,
 }
 
 impl TreeBuilder {
     pub fn new(pool: PgPool, signer: Arc<CheckpointSigner>) -> TreeBuilder {
-        TreeBuilder { pool, signer }
+        TreeBuilder {
+            pool,
+            signer,
+            yield_to: None,
+        }
+    }
+
+    /// Steps aside before each extension while `load` says intake is saturated (see
+    /// [`IntakeLoad::until_quiet`]).
+    pub fn yielding_to(mut self, load: IntakeLoad) -> TreeBuilder {
+        self.yield_to = Some(load);
+        self
     }
 
     /// Brings every log's tree up to its last committed entry; returns leaves added.
@@ -54,6 +68,9 @@ impl TreeBuilder {
         let mut added = 0;
         for (log_id, name) in behind {
             loop {
+                if let Some(load) = &self.yield_to {
+                    load.until_quiet().await;
+                }
                 let n = self.extend(log_id, &name).await?;
                 added += n;
                 if n < BATCH as u64 {

@@ -9,6 +9,7 @@ use sqlx::{PgPool, Row};
 use tokio::sync::Notify;
 
 use super::decisions;
+use crate::background::IntakeLoad;
 use crate::log::entry::{GENESIS_PREV_HASH, Hash};
 use crate::log::store;
 use crate::log::verify::check_entry;
@@ -32,6 +33,8 @@ pub struct Projector {
     pool: PgPool,
     label_prefix: String,
     page: i64,
+    /// When set, each page waits (boundedly) while this intake is saturated.
+    yield_to: Option<IntakeLoad>,
 }
 
 impl Projector {
@@ -40,7 +43,15 @@ impl Projector {
             pool,
             label_prefix: label_prefix.into(),
             page: PAGE,
+            yield_to: None,
         }
+    }
+
+    /// Steps aside before each page while `load` says intake is saturated (see
+    /// [`IntakeLoad::until_quiet`]): the server's projector, not `reproject`.
+    pub fn yielding_to(mut self, load: IntakeLoad) -> Self {
+        self.yield_to = Some(load);
+        self
     }
 
     /// Applies at most `entries` per transaction (default 200). A page's writes are merged
@@ -58,6 +69,9 @@ impl Projector {
         let mut total = CatchUp::default();
         for (log_id, name) in logs {
             loop {
+                if let Some(load) = &self.yield_to {
+                    load.until_quiet().await;
+                }
                 let page = self.apply_page(log_id, &name).await?;
                 total.entries += page.entries;
                 total.decisions += page.decisions;
