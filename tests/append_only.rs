@@ -166,12 +166,15 @@ async fn a_batch_is_checked_whole() {
                     event, body_sha256, body, body_readable FROM log_entries WHERE seq = 2"
         )
     };
+    // Inserts `rows` in one statement as verdict_app.
     let insert = |rows: Vec<String>| {
-        format!(
+        let sql = format!(
             "INSERT INTO log_entries (log_id, seq, kind, prev_hash, entry_hash, received_at,
                  delivery_id, event, body_sha256, body, body_readable) {}",
             rows.join(" UNION ALL ")
-        )
+        );
+        let app = app.clone();
+        async move { sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&app).await }
     };
     let count = || async {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM log_entries")
@@ -181,26 +184,22 @@ async fn a_batch_is_checked_whole() {
     };
 
     // Entries 3 and 4, entry 4 listed first and linking to entry 3 of the same statement.
-    let linked = insert(vec![
+    insert(vec![
         row(4, "sha256('three')", "sha256('four')"),
         row(3, "entry_hash", "sha256('three')"),
-    ]);
-    sqlx::query(sqlx::AssertSqlSafe(linked))
-        .execute(&app)
-        .await
-        .expect("a batch whose entries link to each other is accepted");
+    ])
+    .await
+    .expect("a batch whose entries link to each other is accepted");
     assert_eq!(count().await, 5);
 
     // Entries 5, 6, 7 where 6 does not link to 5: nothing of the statement is stored.
-    let broken = insert(vec![
+    let err = insert(vec![
         row(5, "sha256('four')", "sha256('five')"),
         row(6, "sha256('not five')", "sha256('six')"),
         row(7, "sha256('six')", "sha256('seven')"),
-    ]);
-    let err = sqlx::query(sqlx::AssertSqlSafe(broken))
-        .execute(&app)
-        .await
-        .unwrap_err();
+    ])
+    .await
+    .unwrap_err();
     let db_err = err.as_database_error().expect("a database error");
     assert_eq!(db_err.code().as_deref(), Some("23000"), "{err}");
     assert!(
@@ -212,14 +211,12 @@ async fn a_batch_is_checked_whole() {
     assert_eq!(count().await, 5, "a refused statement stores nothing");
 
     // A gap inside a batch (5, then 7) is named too.
-    let gap = insert(vec![
+    let err = insert(vec![
         row(5, "sha256('four')", "sha256('five')"),
         row(7, "sha256('six')", "sha256('seven')"),
-    ]);
-    let err = sqlx::query(sqlx::AssertSqlSafe(gap))
-        .execute(&app)
-        .await
-        .unwrap_err();
+    ])
+    .await
+    .unwrap_err();
     assert!(
         err.to_string()
             .contains("entry 7: previous entry 6 is missing"),
