@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::demo_sink::AlertSink;
 use verdict::db;
+use verdict::feedback::FeedbackConfig;
+use verdict::feedback::alerts::parse_target;
 use verdict::intake::WebhookSecrets;
 use verdict::intake::signature::sign;
 use verdict::log::verify::verify_log;
@@ -23,6 +26,8 @@ type DecisionLine = (
 
 /// The secret the demo signs with; the demo server accepts only it.
 const DEMO_SECRET: &str = "verdict-demo-secret";
+/// The secret the demo server signs its alerts with, and its local receiver checks.
+const DEMO_ALERT_SECRET: &str = "verdict-demo-alert-secret";
 
 pub async fn run(
     database_url: Option<&str>,
@@ -39,6 +44,14 @@ pub async fn run(
     let database = db::open(database_url, data_dir, db::Migrations::Apply).await?;
     let (signer, key_path, _) = verdict::log::checkpoint::load_or_generate(None, data_dir)?;
     println!("checkpoints are signed with {}", key_path.display());
+    // Findings go out as signed alerts to a receiver of the demo's own.
+    let sink = AlertSink::start(DEMO_ALERT_SECRET).await?;
+    println!("alerts go to a local receiver at {}", sink.url);
+    let feedback = FeedbackConfig {
+        alerts: vec![parse_target(&sink.url).map_err(anyhow::Error::msg)?],
+        alert_secret: Some(DEMO_ALERT_SECRET.into()),
+        ..Default::default()
+    };
     let running = server::start(ServerConfig {
         database_url: database.url.clone(),
         secrets: WebhookSecrets::from_list(&[DEMO_SECRET]),
@@ -49,7 +62,7 @@ pub async fn run(
         signer: std::sync::Arc::new(signer),
         build_tree: true,
         judge: true,
-        feedback: Default::default(),
+        feedback,
     })
     .await?;
     let base = format!("http://{}", running.addr);
@@ -149,6 +162,7 @@ pub async fn run(
             story::ACCOUNT
         );
     }
+    print_alerts(&pool, &sink, &base).await?;
     println!("\nthe feature page a product manager reads:");
     println!("  {base}/{}/features/{}", story::REPO, story::FEATURE_KEY);
     println!(
@@ -198,4 +212,45 @@ the log's newest signed checkpoint ({base}/api/logs/{}/checkpoint):",
         cluster.stop()?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for the outbox to hand every alert to the demo's receiver, then lists what arrived.
+async fn print_alerts(pool: &sqlx::PgPool, sink: &AlertSink, base: &str) -> anyhow::Result<()> {
+    let mut pending: i64 = 0;
+    for _ in 0..200 {
+        pending = sqlx::query_scalar(
+            "SELECT count(*) FROM outbox WHERE channel = 'alert' AND state = 'pending'",
+        )
+        .fetch_one(pool)
+        .await?;
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    println!("\nalerts the local receiver got (X-Verdict-Signature-256 checked on arrival):");
+    let received = sink.received();
+    if received.is_empty() {
+        println!("  none new: these findings were alerted on an earlier run");
+    }
+    for alert in received {
+        let pr = alert
+            .pull_request
+            .map(|n| format!("#{n}"))
+            .unwrap_or_default();
+        let signature = if alert.signature_ok {
+            "signature ok"
+        } else {
+            "BAD SIGNATURE"
+        };
+        println!(
+            "  {}{pr:<5} {:<30} {signature}  {}",
+            alert.repository, alert.rule, alert.finding_url
+        );
+    }
+    if pending > 0 {
+        println!("  ({pending} still pending: see the outbox)");
+    }
+    println!("every message that left verdict, with each attempt: {base}/outbox");
+    Ok(())
 }

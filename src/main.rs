@@ -15,6 +15,7 @@ use verdict::server::{self, ServerConfig};
 
 mod audit_cli;
 mod demo;
+mod demo_sink;
 
 /// verdict keeps GitHub review and merge decisions in an append-only, hash-chained log.
 #[derive(Parser)]

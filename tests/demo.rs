@@ -1,5 +1,6 @@
 //! `verdict demo`, the README's run command: it replays the story through the signed HTTP
-//! endpoint, verifies the log, lists the decisions and prints the feature page's address.
+//! endpoint, verifies the log, lists the decisions and findings, shows the alerts its local
+//! receiver got, and prints the feature page's address.
 
 mod common;
 
@@ -55,12 +56,36 @@ async fn the_demo_replays_the_story_and_prints_the_feature_page() {
         })
         .unwrap_or_else(|| panic!("no feature page address in:\n{first}"));
     assert!(feature_url.trim().starts_with("http://127.0.0.1:"));
+    // Each finding reached the demo's local alert receiver, signed with the alert secret.
+    let alerts: Vec<&str> = first
+        .lines()
+        .skip_while(|l| !l.starts_with("alerts the local receiver got"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert_eq!(alerts.len(), 3, "{first}");
+    for rule in [
+        "merged-with-changes-requested",
+        "stale-approval",
+        "dismissed-then-merged",
+    ] {
+        let alert = alerts
+            .iter()
+            .find(|l| l.contains(rule))
+            .unwrap_or_else(|| panic!("no alert for {rule} in\n{first}"));
+        assert!(alert.contains("signature ok"), "{alert}");
+        assert!(alert.contains("/records/acme/"), "{alert}");
+    }
 
     // A second run is a redelivery of the same story: acknowledged, nothing appended, and the
     // judge finds nothing new.
     let second = run_demo(&db.url);
     assert_eq!(second.matches("-> 200 OK").count(), 17, "{second}");
     assert!(second.contains("ok log acme size 20 head 20:"), "{second}");
+    assert!(
+        second.contains("none new: these findings were alerted on an earlier run"),
+        "{second}"
+    );
 }
 
 fn verdict_cli(url: &str, args: &[&str]) -> String {
