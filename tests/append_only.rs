@@ -225,6 +225,36 @@ async fn a_batch_is_checked_whole() {
     assert_eq!(count().await, 5);
 }
 
+/// A 2xx must mean durable: verdict's connections wait for the WAL flush on commit even on a
+/// database whose default is asynchronous commit.
+#[tokio::test]
+async fn commits_are_synchronous_whatever_the_database_default() {
+    let db = TestDb::new().await;
+    let admin = db.admin_pool().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE \"{}\" SET synchronous_commit = off",
+        db.name
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let plain = PgPool::connect(&db.url).await.unwrap();
+    let default: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(&plain)
+        .await
+        .unwrap();
+    assert_eq!(
+        default, "off",
+        "the database default applies to other clients"
+    );
+    let app = db.app_pool().await;
+    let ours: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(&app)
+        .await
+        .unwrap();
+    assert_eq!(ours, "on");
+}
+
 #[tokio::test]
 async fn migrations_are_idempotent_and_rerunnable() {
     let db = TestDb::new().await;

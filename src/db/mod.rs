@@ -68,15 +68,18 @@ pub async fn migrate(url: &str) -> Result<(), DbError> {
 }
 
 /// The server's pool: every connection runs as [`APP_ROLE`], so even a bug in verdict cannot
-/// UPDATE or DELETE the log. Acquiring gives up quickly so GitHub gets a 503 well within its
-/// 10-second timeout when the database is down.
+/// UPDATE or DELETE the log, and with `synchronous_commit = on` whatever the server's default,
+/// so a commit (and the 2xx that follows it) always waits for the WAL flush. Acquiring gives
+/// up quickly so GitHub gets a 503 well within its 10-second timeout when the database is
+/// down.
 pub async fn app_pool(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(3))
         .after_connect(|conn, _meta| {
             Box::pin(async move {
-                conn.execute("SET ROLE verdict_app").await?;
+                conn.execute("SET ROLE verdict_app; SET synchronous_commit = on")
+                    .await?;
                 Ok(())
             })
         })
