@@ -262,8 +262,9 @@ impl Story {
     }
 }
 
-/// The story's deliveries in the order GitHub sends them. `run` makes the delivery ids
-/// unique, so replaying the story again appends again.
+/// The story's deliveries in the order GitHub sends them. `run` names the delivery ids; the
+/// bodies are the same whatever the run, so sending the story again under another run is a
+/// replay (answered with the first run's entries), and under the same run a redelivery.
 pub fn feature_story(run: &str) -> Vec<Delivery> {
     let t0: DateTime<Utc> = "2026-11-02T09:00:00Z".parse().unwrap();
     let h = Duration::hours;

@@ -14,7 +14,7 @@ async fn seeded() -> TestDb {
             .deliver(
                 "issue_comment",
                 &format!("seed-{i}"),
-                &fixture("issue_comment/created.1.json"),
+                &common::variant(&fixture("issue_comment/created.1.json"), i),
             )
             .await;
         assert_eq!(res.status(), 201);
@@ -110,7 +110,7 @@ async fn inserts_that_would_fork_or_gap_the_chain_are_rejected() {
             "INSERT INTO log_entries (log_id, seq, kind, prev_hash, entry_hash, received_at,
                  delivery_id, event, body_sha256, body, body_readable)
              SELECT log_id, {seq}, kind, {prev}, entry_hash, received_at, 'forged-{seq}', event,
-                    body_sha256, body, body_readable FROM log_entries WHERE seq = 2"
+                    sha256('forged-{seq}'), body, body_readable FROM log_entries WHERE seq = 2"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
     };
@@ -163,7 +163,7 @@ async fn a_batch_is_checked_whole() {
     let row = |seq: i64, prev: &str, hash: &str| {
         format!(
             "SELECT log_id, {seq}::bigint, kind, {prev}, {hash}, received_at, 'batch-{seq}',
-                    event, body_sha256, body, body_readable FROM log_entries WHERE seq = 2"
+                    event, sha256('batch-{seq}'), body, body_readable FROM log_entries WHERE seq = 2"
         )
     };
     // Inserts `rows` in one statement as verdict_app.
@@ -223,6 +223,48 @@ async fn a_batch_is_checked_whole() {
         "{err}"
     );
     assert_eq!(count().await, 5);
+}
+
+/// A GitHub delivery whose body is already in the log under another delivery id is a replay:
+/// the database refuses it whoever inserts it, so no process can store one.
+#[tokio::test]
+async fn the_database_refuses_a_replayed_body_for_everyone() {
+    let db = seeded().await;
+    for pool in [db.app_pool().await, db.admin_pool().await] {
+        // Entry 3, correctly chained after entry 2, carrying entry 1's body.
+        let err = sqlx::query(
+            "INSERT INTO log_entries (log_id, seq, kind, prev_hash, entry_hash, received_at,
+                 delivery_id, event, body_sha256, body, body_readable)
+             SELECT two.log_id, 3, one.kind, two.entry_hash, sha256('three'), one.received_at,
+                    'replayed', 'pull_request', one.body_sha256, one.body, one.body_readable
+               FROM log_entries one JOIN log_entries two ON two.log_id = one.log_id AND two.seq = 2
+              WHERE one.seq = 1",
+        )
+        .execute(&pool)
+        .await
+        .unwrap_err();
+        let db_err = err.as_database_error().expect("a database error");
+        assert_eq!(db_err.code().as_deref(), Some("23505"), "{err}");
+        assert!(
+            db_err
+                .message()
+                .contains("entry 3: the same body is already entry 1 of this log"),
+            "{err}"
+        );
+    }
+    // Another kind may carry any body: only GitHub deliveries can be replayed.
+    let app = db.app_pool().await;
+    sqlx::query(
+        "INSERT INTO log_entries (log_id, seq, kind, prev_hash, entry_hash, received_at,
+             delivery_id, event, body_sha256, body, body_readable)
+         SELECT two.log_id, 3, 'verdict-test', two.entry_hash, sha256('three'), one.received_at,
+                'other-kind', 'x', one.body_sha256, one.body, one.body_readable
+           FROM log_entries one JOIN log_entries two ON two.log_id = one.log_id AND two.seq = 2
+          WHERE one.seq = 1",
+    )
+    .execute(&app)
+    .await
+    .expect("another kind with the same body is no replay");
 }
 
 /// A 2xx must mean durable: verdict's connections wait for the WAL flush on commit even on a

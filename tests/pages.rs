@@ -16,27 +16,6 @@ async fn story_server() -> (TestDb, TestServer) {
     (db, server)
 }
 
-/// The story on a server that also judges: returns once its three findings are recorded in
-/// the log and projected.
-async fn judged_story_server() -> (TestDb, TestServer) {
-    let db = TestDb::new().await;
-    let server = db.server_with_judge(&[common::SECRET]).await;
-    server.deliver_story().await;
-    let pool = db.app_pool().await;
-    for _ in 0..200 {
-        project_all(&pool).await;
-        let found: i64 = sqlx::query_scalar("SELECT count(*) FROM findings")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        if found >= 3 {
-            return (db, server);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the judge did not record the story's findings within 10 s");
-}
-
 async fn html(server: &TestServer, path: &str, token: Option<&str>) -> (u16, String) {
     let r = server.get(path, token).await;
     let status = r.status().as_u16();
@@ -92,7 +71,7 @@ fn script_vectors(html: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn the_feature_page_tells_the_story_in_order_with_its_review_summary() {
-    let (db, server) = judged_story_server().await;
+    let (db, server) = common::judged_story_server().await;
     let path = format!("/{}/features/{}", story::REPO, story::FEATURE_KEY);
 
     let (status, page) = html(&server, &path, None).await;
@@ -607,7 +586,7 @@ async fn no_script_from_a_pull_request_reaches_a_readers_browser() {
 #[tokio::test]
 async fn the_openapi_document_describes_every_endpoint_and_its_answers() {
     // With the judge, so findings are in the answers too.
-    let (_db, server) = judged_story_server().await;
+    let (_db, server) = common::judged_story_server().await;
     let (status, doc) = api(&server, "/api/openapi.json", None).await;
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");
@@ -811,7 +790,7 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) {
 
 #[tokio::test]
 async fn the_weekly_report_counts_findings_reviews_and_merges_with_charts_and_csv() {
-    let (_db, server) = judged_story_server().await;
+    let (_db, server) = common::judged_story_server().await;
     let (status, report) = api(&server, "/api/acme/storefront/report", None).await;
     assert_eq!(status, 200);
     // The story: three findings; both PRs reviewed, both merged after an approval.

@@ -459,7 +459,7 @@ async fn monitor_proves_the_log_only_grew_and_catches_a_forked_history() {
         let d = &verdict::story::feature_story("more")[i];
         assert!(
             server
-                .deliver(d.event, &d.delivery_id, &d.body)
+                .deliver(d.event, &d.delivery_id, &common::variant(&d.body, 1))
                 .await
                 .status()
                 .is_success()

@@ -95,6 +95,7 @@ async fn concurrent_processes_never_fork_or_gap_and_a_crash_loses_nothing_acknow
             let mut acked = Vec::new();
             for i in 0..40 {
                 let delivery = format!("w{w}-{i}");
+                let body = common::variant(&body, (w * 1000 + i) as u64);
                 if let Some(201) = post(&client, &base, &delivery, &body).await {
                     acked.push(delivery);
                 }
@@ -149,10 +150,10 @@ async fn concurrent_processes_never_fork_or_gap_and_a_crash_loses_nothing_acknow
 async fn a_database_outage_answers_503_stores_nothing_and_recovers() {
     let db = TestDb::new().await;
     let server = db.server(&[SECRET]).await;
-    let body = fixture("issue_comment/created.1.json");
+    let body = |n| common::variant(&fixture("issue_comment/created.1.json"), n);
     assert_eq!(
         server
-            .deliver("issue_comment", "before", &body)
+            .deliver("issue_comment", "before", &body(0))
             .await
             .status(),
         201
@@ -175,7 +176,7 @@ async fn a_database_outage_answers_503_stores_nothing_and_recovers() {
         .await
         .unwrap();
 
-    let during = server.deliver("issue_comment", "during", &body).await;
+    let during = server.deliver("issue_comment", "during", &body(1)).await;
     assert_eq!(during.status(), 503);
     assert_eq!(during.headers()["retry-after"], "5");
     assert!(
@@ -201,12 +202,12 @@ async fn a_database_outage_answers_503_stores_nothing_and_recovers() {
     .await
     .unwrap();
 
-    let after = server.deliver("issue_comment", "after", &body).await;
+    let after = server.deliver("issue_comment", "after", &body(2)).await;
     assert_eq!(after.status(), 201);
     // GitHub (or the operator) redelivers the failed one: it is stored now.
     assert_eq!(
         server
-            .deliver("issue_comment", "during", &body)
+            .deliver("issue_comment", "during", &body(1))
             .await
             .status(),
         201

@@ -20,7 +20,11 @@ async fn log_of_eight() -> TestDb {
     ];
     for i in 0..8 {
         let res = server
-            .deliver("pull_request", &format!("t-{i}"), &fixture(files[i % 4]))
+            .deliver(
+                "pull_request",
+                &format!("t-{i}"),
+                &common::variant(&fixture(files[i % 4]), i as u64),
+            )
             .await;
         assert_eq!(res.status(), 201);
         let receipt: serde_json::Value = res.json().await.unwrap();

@@ -194,8 +194,9 @@ impl Judge {
                     seq
                 }
                 // Recorded by an earlier pass; its messages are written again below, and
-                // the outbox keeps each once.
-                crate::log::AppendOutcome::Duplicate { seq, .. } => seq,
+                // the outbox keeps each once. (Only GitHub deliveries can be replays.)
+                crate::log::AppendOutcome::Duplicate { seq, .. }
+                | crate::log::AppendOutcome::Replay { seq, .. } => seq,
             } as i64;
             recorded.push(Recorded { body, seq });
         }

@@ -77,10 +77,21 @@ impl IntoResponse for IntakeError {
 pub struct Receipt {
     pub log: String,
     pub seq: u64,
-    /// Hex SHA-256 entry hash; absent for a duplicate.
+    /// Hex SHA-256 entry hash; absent for a duplicate or a replay.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entry_hash: Option<String>,
     pub duplicate: bool,
+    /// The entry whose body this delivery repeats under another delivery id: nothing was
+    /// stored, and nothing is derived from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<Position>,
+}
+
+/// A log position.
+#[derive(Debug, Serialize)]
+pub struct Position {
+    pub log: String,
+    pub seq: u64,
 }
 
 /// The webhook handler.
@@ -143,6 +154,7 @@ pub async fn receive(
                 seq,
                 entry_hash: Some(hex::encode(entry_hash)),
                 duplicate: false,
+                replay_of: None,
             },
         ),
         AppendOutcome::Duplicate { log_name, seq } => (
@@ -152,8 +164,23 @@ pub async fn receive(
                 seq,
                 entry_hash: None,
                 duplicate: true,
+                replay_of: None,
             },
         ),
+        AppendOutcome::Replay { log_name, seq } => {
+            tracing::warn!(delivery = %delivery_id, event, log = %log_name, original = seq,
+                "replayed body under a new delivery id: not stored");
+            (
+                StatusCode::OK,
+                Receipt {
+                    log: log_name.clone(),
+                    seq,
+                    entry_hash: None,
+                    duplicate: false,
+                    replay_of: Some(Position { log: log_name, seq }),
+                },
+            )
+        }
     };
     Ok((receipt.0, Json(receipt.1)).into_response())
 }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::entry::Hash;
+use super::entry::{Hash, KIND_GITHUB_DELIVERY};
 use super::store::{self, NewEntry, PlacedEntry};
 use crate::background::IntakeLoad;
 
@@ -45,6 +45,20 @@ pub enum AppendOutcome {
     },
     /// The delivery id was already in a log; nothing was added.
     Duplicate { log_name: String, seq: u64 },
+    /// A GitHub delivery whose body is byte-identical to entry `seq` of the same log, under
+    /// another delivery id: a replay of a (public) body, not a new event. Nothing was added.
+    Replay { log_name: String, seq: u64 },
+}
+
+impl AppendOutcome {
+    /// Where the entry (or the entry it repeats) is: `(log, seq)`.
+    pub fn position(&self) -> (&str, u64) {
+        match self {
+            AppendOutcome::Appended { log_name, seq, .. }
+            | AppendOutcome::Duplicate { log_name, seq }
+            | AppendOutcome::Replay { log_name, seq } => (log_name, *seq),
+        }
+    }
 }
 
 /// Why an entry was not committed. Nothing was acknowledged, so the sender should retry.
@@ -174,7 +188,7 @@ async fn commit(
         }
     };
     if let Some(tail) = state.tail.take() {
-        let plan = place(log_name, tail, entries, &HashMap::new());
+        let plan = place(log_name, tail, entries, &Stored::default());
         match store::append_entries_locked(pool, id, &plan.placed).await {
             Ok(()) => {
                 tracing::debug!(log = log_name, entries = entries.len(), "batch committed");
@@ -232,8 +246,8 @@ async fn commit_locked(
     store::lock_log(&mut *tx, id).await?;
     let tail = store::tail(&mut *tx, id).await?;
 
-    // Deduplicate against the database, per entry kind.
-    let mut known: HashMap<(String, String), (String, u64)> = HashMap::new();
+    // Deduplicate against the database, per entry kind; and find replayed bodies.
+    let mut known = Stored::default();
     let mut kinds: HashMap<&str, Vec<String>> = HashMap::new();
     for e in entries {
         kinds
@@ -243,8 +257,18 @@ async fn commit_locked(
     }
     for (kind, ids) in kinds {
         for (delivery, name, seq) in store::find_deliveries(&mut *tx, kind, ids).await? {
-            known.insert((kind.to_string(), delivery), (name, seq));
+            known
+                .deliveries
+                .insert((kind.to_string(), delivery), (name, seq));
         }
+    }
+    let bodies: Vec<Hash> = entries
+        .iter()
+        .filter(|e| e.kind == KIND_GITHUB_DELIVERY)
+        .map(|e| e.body_sha256)
+        .collect();
+    if !bodies.is_empty() {
+        known.bodies = store::find_bodies(&mut *tx, id, &bodies).await?;
     }
     let Plan {
         placed,
@@ -268,20 +292,34 @@ struct Plan<'a> {
     tail: (u64, Hash),
 }
 
+/// What the database already holds of a batch, as the careful path reads it under the lock.
+#[derive(Default)]
+struct Stored {
+    /// `(kind, delivery id)` → where that entry is (in any log).
+    deliveries: HashMap<(String, String), (String, u64)>,
+    /// Body SHA-256 of a GitHub delivery in this log → its first position.
+    bodies: HashMap<Hash, u64>,
+}
+
 /// Chains `entries` after `tail`. Entries whose delivery id is in `stored`, or repeats one
-/// earlier in the batch, become duplicates and take no position.
+/// earlier in the batch, become duplicates; GitHub deliveries whose body is already in the log
+/// (or earlier in the batch) under another delivery id become replays. Neither takes a position.
 fn place<'a>(
     log_name: &str,
     tail: (u64, Hash),
     entries: &[&'a NewEntry],
-    stored: &HashMap<(String, String), (String, u64)>,
+    stored: &Stored,
 ) -> Plan<'a> {
     let (mut next_seq, mut prev_hash) = tail;
     let mut in_batch: HashMap<(&str, &str), u64> = HashMap::new();
+    let mut bodies_in_batch: HashMap<Hash, u64> = HashMap::new();
     let mut outcomes = Vec::with_capacity(entries.len());
     let mut placed = Vec::with_capacity(entries.len());
     for &entry in entries {
-        if let Some((name, seq)) = stored.get(&(entry.kind.clone(), entry.delivery_id.clone())) {
+        if let Some((name, seq)) = stored
+            .deliveries
+            .get(&(entry.kind.clone(), entry.delivery_id.clone()))
+        {
             outcomes.push(AppendOutcome::Duplicate {
                 log_name: name.clone(),
                 seq: *seq,
@@ -295,6 +333,22 @@ fn place<'a>(
                 seq,
             });
             continue;
+        }
+        let is_delivery = entry.kind == KIND_GITHUB_DELIVERY;
+        if is_delivery
+            && let Some(&seq) = stored
+                .bodies
+                .get(&entry.body_sha256)
+                .or_else(|| bodies_in_batch.get(&entry.body_sha256))
+        {
+            outcomes.push(AppendOutcome::Replay {
+                log_name: log_name.to_string(),
+                seq,
+            });
+            continue;
+        }
+        if is_delivery {
+            bodies_in_batch.insert(entry.body_sha256, next_seq);
         }
         let entry_hash = entry.fields(next_seq, prev_hash).entry_hash();
         placed.push(PlacedEntry {

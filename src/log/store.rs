@@ -123,6 +123,33 @@ pub async fn find_deliveries(
         .collect())
 }
 
+/// The first position of each of `bodies` (SHA-256 of GitHub delivery bodies) in a log.
+pub async fn find_bodies(
+    conn: impl PgExecutor<'_>,
+    log_id: i64,
+    bodies: &[Hash],
+) -> sqlx::Result<std::collections::HashMap<Hash, u64>> {
+    let hashes: Vec<&[u8]> = bodies.iter().map(|h| &h[..]).collect();
+    let rows = sqlx::query(
+        "SELECT b.h, (SELECT x.seq FROM log_entries x
+                       WHERE x.log_id = $1 AND x.kind = 'github-delivery' AND x.body_sha256 = b.h
+                       ORDER BY x.seq LIMIT 1)
+           FROM UNNEST($2::bytea[]) AS b(h)",
+    )
+    .persistent(false)
+    .bind(log_id)
+    .bind(hashes)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let seq: Option<i64> = r.get(1);
+            Some((to_hash(&r.get::<Vec<u8>, _>(0)), seq? as u64))
+        })
+        .collect())
+}
+
 /// An entry with its computed chain position, ready to insert.
 pub struct PlacedEntry<'a> {
     pub entry: &'a NewEntry,

@@ -116,6 +116,85 @@ pub enum ProjectError {
     NotJson,
     #[error("{event} payload lacks {field}")]
     Missing { event: String, field: &'static str },
+    /// The payload is shaped like another event's: a body replayed under a false event name.
+    #[error("event name {event} does not match the payload: {reason}")]
+    EventMismatch { event: String, reason: String },
+}
+
+/// The top-level members each interpreted event's payload must have, and those that belong to
+/// other events and must be absent. GitHub's payloads of one event always share these; a body
+/// posted under another event's name (a replay of a public body with a false
+/// `X-GitHub-Event`) does not.
+const SHAPES: &[(&str, &[&str], &[&str])] = &[
+    (
+        "pull_request",
+        &["pull_request", "number"],
+        &["review", "comment", "thread", "issue"],
+    ),
+    (
+        "pull_request_review",
+        &["pull_request", "review"],
+        &["comment", "thread", "issue"],
+    ),
+    (
+        "pull_request_review_comment",
+        &["pull_request", "comment"],
+        &["review", "thread", "issue"],
+    ),
+    (
+        "pull_request_review_thread",
+        &["pull_request", "thread"],
+        &["review", "comment", "issue"],
+    ),
+    (
+        "issue_comment",
+        &["issue", "comment"],
+        &["pull_request", "review", "thread"],
+    ),
+    ("issues", &["issue"], &["pull_request", "comment", "review"]),
+    (
+        "check_suite",
+        &["check_suite"],
+        &["check_run", "pull_request"],
+    ),
+    (
+        "check_run",
+        &["check_run"],
+        &["check_suite", "pull_request"],
+    ),
+    (
+        "status",
+        &["sha", "state"],
+        &["pull_request", "check_run", "check_suite"],
+    ),
+    (
+        "push",
+        &["ref", "before", "after"],
+        &["pull_request", "check_run", "issue"],
+    ),
+];
+
+/// Checks that `payload` is shaped like a delivery of `event` (see [`SHAPES`]).
+pub fn check_shape(event: &str, payload: &Value) -> Result<(), ProjectError> {
+    let Some((_, required, foreign)) = SHAPES.iter().find(|(e, _, _)| *e == event) else {
+        return Ok(());
+    };
+    let mismatch = |reason: String| ProjectError::EventMismatch {
+        event: event.to_string(),
+        reason,
+    };
+    let Some(members) = payload.as_object() else {
+        return Err(mismatch("the payload is not a JSON object".into()));
+    };
+    if let Some(m) = required.iter().find(|m| !members.contains_key(**m)) {
+        return Err(mismatch(format!("it has no `{m}` member")));
+    }
+    if let Some(m) = foreign.iter().find(|m| members.contains_key(**m)) {
+        return Err(mismatch(format!(
+            "it has a `{m}` member, which {event} deliveries never carry"
+        )));
+    }
+    Ok(())
 }
 
 fn s(v: &Value, ptr: &str) -> Option<String> {
@@ -171,6 +250,7 @@ pub fn project_value(
     received_at: DateTime<Utc>,
     label_prefix: &str,
 ) -> Result<Projected, ProjectError> {
+    check_shape(event, payload)?;
     let action = s(payload, "/action").unwrap_or_default();
     match event {
         "pull_request" => pull_request(payload, &action, received_at, label_prefix),

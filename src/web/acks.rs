@@ -10,8 +10,8 @@ use sqlx::Row;
 use super::WebState;
 use super::access::Viewer;
 use super::error::WebError;
+use crate::log::NewEntry;
 use crate::log::entry::{KIND_ACK, body_hash};
-use crate::log::{AppendOutcome, NewEntry};
 use crate::projections::findings::{AckBody, FindingRepository};
 
 /// Longest note kept (a paragraph or two; the log is not a document store).
@@ -116,9 +116,7 @@ pub async fn acknowledge(
                 "the acknowledgement was not stored ({e}); send it again"
             )))
         })?;
-    let seq = match outcome {
-        AppendOutcome::Appended { seq, .. } | AppendOutcome::Duplicate { seq, .. } => seq as i64,
-    };
+    let seq = outcome.position().1 as i64;
     Ok(AckReceipt {
         account: account.to_string(),
         seq,

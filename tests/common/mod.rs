@@ -340,6 +340,35 @@ pub fn fixture(rel: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// `body` (a JSON object) made distinct by one extra member: each of GitHub's deliveries has a
+/// body of its own, and sending the same bytes under a new delivery id is a replay.
+pub fn variant(body: &[u8], n: u64) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_slice(body).expect("a JSON fixture");
+    v["verdict_test_variant"] = serde_json::json!(n);
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// The story on a server that also judges: returns once its three findings are recorded in
+/// the log and projected.
+pub async fn judged_story_server() -> (TestDb, TestServer) {
+    let db = TestDb::new().await;
+    let server = db.server_with_judge(&[SECRET]).await;
+    server.deliver_story().await;
+    let pool = db.app_pool().await;
+    for _ in 0..200 {
+        project_all(&pool).await;
+        let found: i64 = sqlx::query_scalar("SELECT count(*) FROM findings")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if found >= 3 {
+            return (db, server);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the judge did not record the story's findings within 10 s");
+}
+
 /// Projects every log entry (alongside the server's own background projector) and returns
 /// once nothing is left to project.
 pub async fn project_all(pool: &PgPool) {
