@@ -7,6 +7,7 @@
 pub mod background;
 pub mod db;
 pub mod feedback;
+pub mod github;
 pub mod intake;
 pub mod log;
 pub mod projections;

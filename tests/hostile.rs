@@ -136,3 +136,150 @@ async fn a_body_under_another_events_name_is_kept_but_not_projected() {
     );
     server.shutdown().await;
 }
+
+async fn decisions_of(pool: &sqlx::PgPool, repo: &str) -> Vec<(Option<String>, Option<String>)> {
+    sqlx::query_as("SELECT actor, body FROM decisions WHERE repo = $1 ORDER BY seq")
+        .bind(repo)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn nul_characters_and_oversized_text_are_cleaned_and_every_account_keeps_projecting() {
+    let db = TestDb::new().await;
+    let server = db.server(&[common::SECRET]).await;
+    // A signed review whose body holds a NUL and is four times GitHub's size limit, whose PR
+    // title holds a NUL, and whose reviewer login is a thousand emoji.
+    let mut poison: Value =
+        serde_json::from_slice(&common::fixture("pull_request_review/submitted.1.json")).unwrap();
+    poison["review"]["body"] = Value::from(format!("before\u{0}after {}", "x ".repeat(150_000)));
+    poison["pull_request"]["title"] = Value::from("Title\u{0} with NUL");
+    poison["review"]["user"]["login"] = Value::from("😀".repeat(1000));
+    let r = server
+        .deliver(
+            "pull_request_review",
+            "nul-1",
+            &serde_json::to_vec(&poison).unwrap(),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    // Then an ordinary delivery of another account.
+    let other = common::in_repository(
+        &common::fixture("pull_request_review/submitted.1.json"),
+        "other-org",
+        "payments",
+    );
+    assert_eq!(
+        server
+            .deliver("pull_request_review", "ok-1", &other)
+            .await
+            .status(),
+        201
+    );
+
+    let pool = db.app_pool().await;
+    project_all(&pool).await;
+    assert_eq!(count(&pool, "projection_problems").await, 0);
+    let poisoned = decisions_of(&pool, "Codertocat/Hello-World").await;
+    assert_eq!(poisoned.len(), 1);
+    let (actor, body) = &poisoned[0];
+    let body = body.as_deref().unwrap();
+    assert!(
+        body.starts_with("beforeafter x x"),
+        "NUL removed, text kept"
+    );
+    assert!(body.ends_with(verdict::projections::clean::CUT_MARK));
+    assert!(body.len() <= verdict::projections::clean::MAX_BODY_BYTES + 100);
+    assert_eq!(
+        actor.as_deref().unwrap().len(),
+        1024,
+        "a short text is cut to 1 KB"
+    );
+    let title: String =
+        sqlx::query_scalar("SELECT title FROM pull_requests WHERE repo = 'Codertocat/Hello-World'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(title, "Title with NUL");
+    assert_eq!(decisions_of(&pool, "other-org/payments").await.len(), 1);
+    // The log keeps the exact bytes.
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT body FROM log_entries WHERE delivery_id = 'nul-1'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, serde_json::to_vec(&poison).unwrap());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_entry_the_database_refuses_is_skipped_alone_and_reproject_succeeds() {
+    let db = TestDb::new().await;
+    // Whatever verdict cleans, some value may still be refused: stand in for it with a
+    // constraint that refuses one reviewer.
+    sqlx::query(
+        "ALTER TABLE decisions ADD CONSTRAINT test_poison CHECK (actor IS DISTINCT FROM 'poison-actor')",
+    )
+    .execute(&db.admin_pool().await)
+    .await
+    .unwrap();
+    let server = db.server(&[common::SECRET]).await;
+    let review = |login: &str, n: u64| {
+        let mut v: Value =
+            serde_json::from_slice(&common::fixture("pull_request_review/submitted.1.json"))
+                .unwrap();
+        v["review"]["user"]["login"] = Value::from(login);
+        common::variant(&serde_json::to_vec(&v).unwrap(), n)
+    };
+    for (i, login) in ["rev-a", "poison-actor", "rev-b"].iter().enumerate() {
+        let r = server
+            .deliver(
+                "pull_request_review",
+                &format!("r-{i}"),
+                &review(login, i as u64),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+    }
+    let other = common::in_repository(&review("rev-c", 9), "other-org", "payments");
+    assert_eq!(
+        server
+            .deliver("pull_request_review", "o-1", &other)
+            .await
+            .status(),
+        201
+    );
+
+    let pool = db.app_pool().await;
+    project_all(&pool).await;
+    let actors: Vec<Option<String>> = decisions_of(&pool, "Codertocat/Hello-World")
+        .await
+        .into_iter()
+        .map(|d| d.0)
+        .collect();
+    assert_eq!(
+        actors,
+        [Some("rev-a".to_string()), Some("rev-b".to_string())]
+    );
+    assert_eq!(decisions_of(&pool, "other-org/payments").await.len(), 1);
+    let (seq, problem): (i64, String) =
+        sqlx::query_as("SELECT seq, problem FROM projection_problems")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(seq, 1);
+    assert!(
+        problem.contains("refused") && problem.contains("test_poison"),
+        "{problem}"
+    );
+
+    let (ok, out) = common::verdict_cli(&["reproject"], &[("DATABASE_URL", &db.url)]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("4 entries") && out.contains("3 decision records"),
+        "{out}"
+    );
+    assert!(out.contains("1 entries not understood"), "{out}");
+    server.shutdown().await;
+}

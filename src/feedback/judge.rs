@@ -76,13 +76,24 @@ impl Judge {
         .fetch_all(&self.pool)
         .await?;
         let mut appended = 0;
+        let mut failed = None;
+        // One log the judge cannot finish now does not hold up the others.
         for (log_id, name, from, to) in logs {
             if self.yields {
                 self.sequencer.load().until_quiet().await;
             }
-            appended += self.judge_range(log_id, &name, from, to).await?;
+            match self.judge_range(log_id, &name, from, to).await {
+                Ok(n) => appended += n,
+                Err(err) => {
+                    tracing::warn!(log = %name, error = %err, "log not judged now; will retry");
+                    failed.get_or_insert(err);
+                }
+            }
         }
-        Ok(appended)
+        match failed {
+            Some(err) => Err(err),
+            None => Ok(appended),
+        }
     }
 
     async fn judge_range(

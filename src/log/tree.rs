@@ -66,19 +66,32 @@ impl TreeBuilder {
         .fetch_all(&self.pool)
         .await?;
         let mut added = 0;
+        let mut failed = None;
+        // One log whose tree cannot grow now does not hold up the others.
         for (log_id, name) in behind {
             loop {
                 if let Some(load) = &self.yield_to {
                     load.until_quiet().await;
                 }
-                let n = self.extend(log_id, &name).await?;
-                added += n;
-                if n < BATCH as u64 {
-                    break;
+                match self.extend(log_id, &name).await {
+                    Ok(n) => {
+                        added += n;
+                        if n < BATCH as u64 {
+                            break;
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(log = %name, error = %err, "tree not extended now; will retry");
+                        failed.get_or_insert(err);
+                        break;
+                    }
                 }
             }
         }
-        Ok(added)
+        match failed {
+            Some(err) => Err(err),
+            None => Ok(added),
+        }
     }
 
     /// Adds up to [`BATCH`] leaves to one log's tree and signs the new size.

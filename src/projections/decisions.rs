@@ -116,6 +116,9 @@ pub enum ProjectError {
     NotJson,
     #[error("{event} payload lacks {field}")]
     Missing { event: String, field: &'static str },
+    /// A name GitHub would never give (it would become a link, a key or a file name).
+    #[error("{what} {value:?} is not a name GitHub gives")]
+    InvalidName { what: &'static str, value: String },
     /// The payload is shaped like another event's: a body replayed under a false event name.
     #[error("event name {event} does not match the payload: {reason}")]
     EventMismatch { event: String, reason: String },
@@ -252,7 +255,7 @@ pub fn project_value(
 ) -> Result<Projected, ProjectError> {
     check_shape(event, payload)?;
     let action = s(payload, "/action").unwrap_or_default();
-    match event {
+    let projected = match event {
         "pull_request" => pull_request(payload, &action, received_at, label_prefix),
         "pull_request_review" => review(payload, &action, received_at, label_prefix),
         "pull_request_review_comment" => review_comment(payload, &action, received_at),
@@ -263,7 +266,16 @@ pub fn project_value(
         "status" => status(payload, received_at),
         "push" => push(payload, received_at),
         _ => Ok(Projected::default()),
-    }
+    }?;
+    Ok(projected.clean())
+}
+
+/// A numeric GitHub id (review, comment): a whole number, or nothing.
+fn id(v: &Value, key: &str) -> Value {
+    v.get(key)
+        .and_then(Value::as_i64)
+        .map(Value::from)
+        .unwrap_or(Value::Null)
 }
 
 struct Repo {
@@ -272,9 +284,17 @@ struct Repo {
 }
 
 fn repo(event: &str, p: &Value) -> Result<Repo, ProjectError> {
+    let name =
+        s(p, "/repository/full_name").ok_or_else(|| missing(event, "repository.full_name"))?;
+    // The name becomes page addresses, keys and file names: only GitHub's own names will do.
+    if !crate::github::names::is_full_name(&name) {
+        return Err(ProjectError::InvalidName {
+            what: "repository.full_name",
+            value: name.chars().take(100).collect(),
+        });
+    }
     Ok(Repo {
-        name: s(p, "/repository/full_name")
-            .ok_or_else(|| missing(event, "repository.full_name"))?,
+        name,
         private: p
             .pointer("/repository/private")
             .and_then(Value::as_bool)
@@ -437,7 +457,7 @@ fn review(
     }
     .or_else(|| time(pr, "/updated_at"))
     .unwrap_or(received);
-    let mut details = serde_json::json!({"review_id": r.get("id"), "state": state});
+    let mut details = serde_json::json!({"review_id": id(r, "id"), "state": state});
     if action == "dismissed" {
         details["dismissed_by"] = serde_json::json!(s(p, "/sender/login"));
     }
@@ -489,7 +509,7 @@ fn review_comment(
             occurred_at,
             commit_sha: s(c, "/commit_id"),
             body: s(c, "/body"),
-            details: serde_json::json!({"path": s(c, "/path"), "comment_id": c.get("id"), "html_url": s(c, "/html_url")}),
+            details: serde_json::json!({"path": s(c, "/path"), "comment_id": id(c, "id"), "html_url": s(c, "/html_url")}),
         }],
         pull_request: snapshot(&repo, pr, received),
         features: Vec::new(),
@@ -563,7 +583,7 @@ fn issue_comment(
         occurred_at,
         commit_sha: None,
         body: s(c, "/body"),
-        details: serde_json::json!({"comment_id": c.get("id"), "html_url": s(c, "/html_url")}),
+        details: serde_json::json!({"comment_id": id(c, "id"), "html_url": s(c, "/html_url")}),
     };
     let mut decisions = Vec::new();
     // `/decision <text>` in a new comment is an explicit decision record of its own.

@@ -127,8 +127,10 @@ pub fn links_of_pull_request(repo: &str, pr: &Value, label_prefix: &str) -> Vec<
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
-        .then(|| &s[prefix.len()..])
+    // `get`, not indexing: a label may have a multi-byte character where the prefix ends.
+    s.get(..prefix.len())
+        .filter(|head| head.eq_ignore_ascii_case(prefix))
+        .and_then(|_| s.get(prefix.len()..))
 }
 
 /// Issues a PR body closes with GitHub's keywords (close/closes/closed, fix/fixes/fixed,
@@ -160,20 +162,19 @@ fn parse_issue_ref(target: &str, this_repo: &str) -> Option<(String, i64)> {
     if let Some(n) = target.strip_prefix('#') {
         return Some((this_repo.to_string(), number(n)?));
     }
+    let valid = |repo: String| crate::github::names::is_full_name(&repo).then_some(repo);
     if let Some(rest) = target.strip_prefix("https://github.com/") {
         let parts: Vec<&str> = rest.split('/').collect();
         if parts.len() >= 4 && parts[2] == "issues" {
-            return Some((format!("{}/{}", parts[0], parts[1]), number(parts[3])?));
+            return Some((
+                valid(format!("{}/{}", parts[0], parts[1]))?,
+                number(parts[3])?,
+            ));
         }
         return None;
     }
     let (repo, n) = target.split_once('#')?;
-    let valid = repo.split('/').count() == 2
-        && repo
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
-    valid.then_some(())?;
-    Some((repo.to_string(), number(n)?))
+    Some((valid(repo.to_string())?, number(n)?))
 }
 
 #[cfg(test)]
@@ -218,5 +219,8 @@ mod tests {
                 .iter()
                 .all(|l| l.source != LinkSource::Label)
         );
+        // A multi-byte character where the prefix would end is no prefix (and no panic).
+        let pr = json!({"number": 6, "labels": [{"name": "ෲ`<𐄰/¥k5"}, {"name": "feat😀: x"}]});
+        assert!(links_of_pull_request("o/r", &pr, DEFAULT_LABEL_PREFIX).is_empty());
     }
 }

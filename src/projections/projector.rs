@@ -5,12 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{PgPool, Row};
+use chrono::{DateTime, Utc};
+use sqlx::{Connection, PgConnection, PgPool, Row};
 use tokio::sync::Notify;
 
-use super::decisions;
+use super::decisions::{self, Projected};
 use crate::background::IntakeLoad;
-use crate::log::entry::{GENESIS_PREV_HASH, Hash};
+use crate::log::entry::{GENESIS_PREV_HASH, Hash, KIND_ACK, KIND_FINDING, KIND_GITHUB_DELIVERY};
 use crate::log::store;
 use crate::log::verify::check_entry;
 
@@ -61,18 +62,28 @@ impl Projector {
         self
     }
 
-    /// Applies every entry not yet projected, in every log.
+    /// Applies every entry not yet projected, in every log. A log that cannot be projected
+    /// now (its database work fails) does not hold up the others; the first such failure is
+    /// returned once every log has had its turn.
     pub async fn catch_up(&self) -> sqlx::Result<CatchUp> {
         let logs: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM logs ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         let mut total = CatchUp::default();
+        let mut failed = None;
         for (log_id, name) in logs {
             loop {
                 if let Some(load) = &self.yield_to {
                     load.until_quiet().await;
                 }
-                let page = self.apply_page(log_id, &name).await?;
+                let page = match self.apply_page(log_id, &name).await {
+                    Ok(page) => page,
+                    Err(err) => {
+                        tracing::warn!(log = %name, error = %err, "log not projected now; will retry");
+                        failed.get_or_insert(err);
+                        break;
+                    }
+                };
                 total.entries += page.entries;
                 total.decisions += page.decisions;
                 total.problems += page.problems;
@@ -81,10 +92,14 @@ impl Projector {
                 }
             }
         }
-        Ok(total)
+        match failed {
+            Some(err) => Err(err),
+            None => Ok(total),
+        }
     }
 
-    /// Empties the projections and rebuilds them from the log alone.
+    /// Empties the projections and rebuilds them from the log alone. Returns what the
+    /// projections hold once rebuilt (a running `serve` may have projected part of it).
     pub async fn rebuild(&self) -> sqlx::Result<CatchUp> {
         sqlx::query(
             "TRUNCATE projection_cursors, decisions, pull_requests, features,
@@ -93,7 +108,25 @@ impl Projector {
         )
         .execute(&self.pool)
         .await?;
-        self.catch_up().await
+        // Until every log is projected to its end (another process may hold a log's lock
+        // for a moment).
+        while {
+            self.catch_up().await?;
+            backlog(&self.pool).await? > 0
+        } {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (entries, decisions, problems): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT coalesce(sum(next_seq), 0)::bigint FROM projection_cursors),
+                    (SELECT count(*) FROM decisions), (SELECT count(*) FROM projection_problems)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(CatchUp {
+            entries: entries as u64,
+            decisions: decisions as u64,
+            problems: problems as u64,
+        })
     }
 
     /// Runs in the background: catches up whenever `wake` is notified, and every second.
@@ -146,68 +179,52 @@ impl Projector {
         let rows = store::entries_from(&mut *tx, log_id, next as u64, self.page).await?;
         let mut done = CatchUp::default();
         let mut last = None;
-        let mut projected_page = Vec::new();
+        let mut page = Vec::new();
         for entry in &rows {
             last = Some(entry.seq);
             done.entries += 1;
             chain.check(log_name, entry);
-            if entry.kind == crate::log::entry::KIND_FINDING
-                || entry.kind == crate::log::entry::KIND_ACK
-            {
-                let (seq, at) = (entry.seq as i64, entry.received_at);
-                let applied = if entry.kind == crate::log::entry::KIND_FINDING {
-                    super::findings::apply(&mut tx, log_id, seq, at, &entry.body).await
-                } else {
-                    super::findings::apply_ack(&mut tx, log_id, seq, at, &entry.body).await
-                };
-                match applied {
-                    Ok(()) => {}
-                    Err(super::findings::FindingError::Database(e)) => return Err(e),
-                    Err(problem) => {
-                        done.problems += 1;
-                        sqlx::query(
-                            "INSERT INTO projection_problems (log_id, seq, problem) VALUES ($1, $2, $3)
-                             ON CONFLICT DO NOTHING",
-                        )
-                        .bind(log_id)
-                        .bind(entry.seq as i64)
-                        .bind(problem.to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-                continue;
-            }
-            if entry.kind != crate::log::KIND_GITHUB_DELIVERY {
-                continue;
-            }
-            match decisions::project(
-                &entry.event,
-                &entry.body,
-                entry.received_at,
-                &self.label_prefix,
-            ) {
-                Ok(projected) => {
-                    done.decisions += projected.decisions.len() as u64;
-                    projected_page.push((entry.seq as i64, projected));
-                }
+            match Work::of(entry, &self.label_prefix) {
+                Ok(Some(work)) => page.push(work),
+                Ok(None) => {}
                 Err(problem) => {
-                    done.problems += 1;
                     tracing::warn!(log_id, seq = entry.seq, delivery = %entry.delivery_id, %problem,
                         "entry not projected; it stays in the log");
-                    sqlx::query(
-                        "INSERT INTO projection_problems (log_id, seq, problem) VALUES ($1, $2, $3)
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(log_id)
-                    .bind(entry.seq as i64)
-                    .bind(problem.to_string())
-                    .execute(&mut *tx)
-                    .await?;
+                    record_problem(&mut tx, log_id, entry.seq as i64, &problem).await?;
+                    done.problems += 1;
                 }
             }
         }
-        super::writes::write_page(&mut tx, log_id, &projected_page).await?;
+        done.decisions = page.iter().map(Work::decisions).sum();
+        // The page's writes, merged. If the database refuses any of them (a value it cannot
+        // store), find the entry by writing them one by one: that entry is recorded as a
+        // problem and skipped, the rest are projected, and the projector moves on.
+        let mut attempt = (*tx).begin().await?;
+        match write(&mut attempt, log_id, &page).await {
+            Ok(()) => attempt.commit().await?,
+            Err(err) if is_refusal(&err) => {
+                attempt.rollback().await?;
+                tracing::warn!(log_id, error = %err, "a page of projections was refused; writing its entries one by one");
+                for work in &page {
+                    let mut one = (*tx).begin().await?;
+                    match write(&mut one, log_id, std::slice::from_ref(work)).await {
+                        Ok(()) => one.commit().await?,
+                        Err(err) if is_refusal(&err) => {
+                            one.rollback().await?;
+                            tracing::warn!(log_id, seq = work.seq(), error = %err,
+                                "entry not projected: the database refused its values; it stays in the log");
+                            let problem =
+                                format!("the database refused this entry's projection: {err}");
+                            record_problem(&mut tx, log_id, work.seq(), &problem).await?;
+                            done.problems += 1;
+                            done.decisions -= work.decisions();
+                        }
+                        Err(err) => return Err(err),
+                    }
+                }
+            }
+            Err(err) => return Err(err),
+        }
         if let Some(last) = last {
             sqlx::query(
                 "UPDATE projection_cursors
@@ -225,6 +242,141 @@ impl Projector {
         tx.commit().await?;
         Ok(done)
     }
+}
+
+/// What one log entry asks of the projection tables.
+enum Work {
+    /// A GitHub delivery's decision records, pull request state and feature links.
+    Delivery { seq: i64, projected: Box<Projected> },
+    /// One of verdict's own entries: a finding or an acknowledgement.
+    Verdict {
+        seq: i64,
+        kind: String,
+        at: DateTime<Utc>,
+        body: Vec<u8>,
+    },
+}
+
+impl Work {
+    /// What `entry` projects to, `None` for entries no projection reads, or the problem that
+    /// keeps it from being projected.
+    fn of(entry: &store::StoredEntry, label_prefix: &str) -> Result<Option<Work>, String> {
+        let seq = entry.seq as i64;
+        match entry.kind.as_str() {
+            KIND_FINDING | KIND_ACK => {
+                // Checked here, so only the database can refuse it later.
+                let parsed = if entry.kind == KIND_FINDING {
+                    serde_json::from_slice::<super::findings::FindingBody>(&entry.body).map(|_| ())
+                } else {
+                    serde_json::from_slice::<super::findings::AckBody>(&entry.body).map(|_| ())
+                };
+                parsed.map_err(|e| super::findings::FindingError::Body(e).to_string())?;
+                Ok(Some(Work::Verdict {
+                    seq,
+                    kind: entry.kind.clone(),
+                    at: entry.received_at,
+                    body: entry.body.clone(),
+                }))
+            }
+            KIND_GITHUB_DELIVERY => {
+                // Projection is pure: should it ever panic on a payload, that payload is this
+                // entry's problem, and the projector (a long-lived task) lives on.
+                let projected = std::panic::catch_unwind(|| {
+                    decisions::project(&entry.event, &entry.body, entry.received_at, label_prefix)
+                })
+                .map_err(|_| {
+                    "projecting this payload failed inside verdict (a bug); it stays in the log"
+                        .to_string()
+                })?;
+                projected
+                    .map(|projected| {
+                        Some(Work::Delivery {
+                            seq,
+                            projected: Box::new(projected),
+                        })
+                    })
+                    .map_err(|e| e.to_string())
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn seq(&self) -> i64 {
+        match self {
+            Work::Delivery { seq, .. } | Work::Verdict { seq, .. } => *seq,
+        }
+    }
+
+    fn decisions(&self) -> u64 {
+        match self {
+            Work::Delivery { projected, .. } => projected.decisions.len() as u64,
+            Work::Verdict { .. } => 0,
+        }
+    }
+}
+
+/// Writes `page` (entries of one log, in log order) to the projection tables.
+async fn write(tx: &mut PgConnection, log_id: i64, page: &[Work]) -> sqlx::Result<()> {
+    let deliveries: Vec<(i64, &Projected)> = page
+        .iter()
+        .filter_map(|w| match w {
+            Work::Delivery { seq, projected } => Some((*seq, &**projected)),
+            Work::Verdict { .. } => None,
+        })
+        .collect();
+    for work in page {
+        if let Work::Verdict {
+            seq,
+            kind,
+            at,
+            body,
+        } = work
+        {
+            let applied = if kind == KIND_FINDING {
+                super::findings::apply(tx, log_id, *seq, *at, body).await
+            } else {
+                super::findings::apply_ack(tx, log_id, *seq, *at, body).await
+            };
+            applied.map_err(|e| match e {
+                super::findings::FindingError::Database(e) => e,
+                other => sqlx::Error::Protocol(other.to_string()),
+            })?;
+        }
+    }
+    super::writes::write_page(tx, log_id, &deliveries).await
+}
+
+/// Whether the database refused the values written (bad text, a limit, a constraint), as
+/// opposed to being unreachable or overloaded: a refusal is the entry's problem and retrying
+/// it would fail again, anything else is retried later.
+fn is_refusal(err: &sqlx::Error) -> bool {
+    let Some(db) = err.as_database_error() else {
+        return false;
+    };
+    let code = db.code().unwrap_or_default();
+    !["08", "40", "53", "55", "57", "58", "XX"]
+        .iter()
+        .any(|class| code.starts_with(class))
+}
+
+async fn record_problem(
+    tx: &mut PgConnection,
+    log_id: i64,
+    seq: i64,
+    problem: &str,
+) -> sqlx::Result<()> {
+    let mut problem = problem.to_string();
+    super::clean::text(&mut problem, super::clean::MAX_SHORT_BYTES);
+    sqlx::query(
+        "INSERT INTO projection_problems (log_id, seq, problem) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(log_id)
+    .bind(seq)
+    .bind(problem)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// The projector's running check of the chain: pages show how far it verifies.

@@ -17,7 +17,7 @@ use super::features::{FeatureLink, LinkSource};
 pub async fn write_page(
     tx: &mut PgConnection,
     log_id: i64,
-    page: &[(i64, Projected)],
+    page: &[(i64, &Projected)],
 ) -> sqlx::Result<()> {
     let merged = Merged::of(page);
     write_repositories(tx, log_id, &merged.repositories).await?;
@@ -45,7 +45,7 @@ struct Merged<'a> {
 }
 
 impl<'a> Merged<'a> {
-    fn of(page: &'a [(i64, Projected)]) -> Self {
+    fn of(page: &'a [(i64, &'a Projected)]) -> Self {
         let mut m = Merged::default();
         for (seq, p) in page {
             let touched = p

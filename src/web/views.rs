@@ -276,9 +276,13 @@ pub async fn timeline(
         q.push(" AND d.occurred_at < ").push_bind(end);
     }
     if let Some(text) = &filters.q {
-        q.push(" AND d.body_search @@ websearch_to_tsquery('english', ")
+        // Both configurations of the search vector (migration 0009): stemmed English, and
+        // every word as typed, so stop words such as "before" are found too.
+        q.push(" AND d.body_search @@ (websearch_to_tsquery('english', ")
             .push_bind(text.clone())
-            .push(")");
+            .push(") || websearch_to_tsquery('simple', ")
+            .push_bind(text.clone())
+            .push("))");
     }
     let order = if newest_first {
         " ORDER BY p.occurred_at DESC, p.log_id DESC, p.seq DESC, p.ordinal DESC"

@@ -369,6 +369,35 @@ pub async fn judged_story_server() -> (TestDb, TestServer) {
     panic!("the judge did not record the story's findings within 10 s");
 }
 
+/// Runs the `verdict` binary; returns whether it succeeded and everything it printed.
+pub fn verdict_cli(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env("VERDICT_LOG", "warn")
+        .output()
+        .expect("the verdict binary runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// `body` moved to another account's repository `owner/name` (its own log).
+pub fn in_repository(body: &[u8], owner: &str, name: &str) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_slice(body).expect("a JSON fixture");
+    v["repository"]["full_name"] = serde_json::json!(format!("{owner}/{name}"));
+    v["repository"]["name"] = serde_json::json!(name);
+    v["repository"]["owner"]["login"] = serde_json::json!(owner);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("organization");
+        o.remove("installation");
+    }
+    serde_json::to_vec(&v).unwrap()
+}
+
 /// Projects every log entry (alongside the server's own background projector) and returns
 /// once nothing is left to project.
 pub async fn project_all(pool: &PgPool) {

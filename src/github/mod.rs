@@ -1,0 +1,4 @@
+//! GitHub itself: the rules its names follow, and (as it grows) the one client verdict talks
+//! to GitHub's API through.
+
+pub mod names;
