@@ -9,7 +9,6 @@
 //! BENCH_RATE_SECS (10).
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,8 +16,10 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use sqlx::{Connection, Executor, PgConnection};
-use verdict::db;
 use verdict::intake::signature::sign;
+
+mod support;
+use support::Server;
 
 const SECRET: &str = "bench-secret";
 
@@ -48,34 +49,6 @@ fn payloads() -> Vec<(String, Vec<u8>)> {
     out.sort();
     assert!(!out.is_empty(), "no ~20 KB fixtures found");
     out
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn rss_kb(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
 }
 
 /// (busy, all) CPU ticks of the whole machine (all cores), from /proc/stat.
@@ -134,14 +107,6 @@ fn cpu_split(before: [u64; 4], after: [u64; 4]) -> CpuSplit {
         rest: 100.0 * (d(0) - d(2) - d(3)).max(0.0) / all,
         idle: 100.0 * (d(1) - d(0)).max(0.0) / all,
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx].as_secs_f64() * 1000.0
 }
 
 struct Signed {
@@ -407,46 +372,8 @@ async fn start_server(url: &str) -> Server {
 }
 
 async fn start_server_with(url: &str, merkle: bool) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_verdict"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(if merkle {
-            &[][..]
-        } else {
-            &["--no-merkle"][..]
-        })
-        .env("DATABASE_URL", url)
-        .env("GITHUB_WEBHOOK_SECRET", SECRET)
-        .env("VERDICT_ADMIN_TOKEN", "bench")
-        .env(
-            "VERDICT_DATA_DIR",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-serve"),
-        )
-        .env(
-            "VERDICT_LOG",
-            std::env::var("BENCH_SERVER_LOG").unwrap_or("warn".into()),
-        )
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..400 {
-        if reqwest::get(format!("{}/healthz", server.base))
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("verdict serve did not start");
+    let args: &[&str] = if merkle { &[] } else { &["--no-merkle"] };
+    support::start_server(url, SECRET, args).await
 }
 
 /// One closed-loop run.
@@ -513,20 +440,7 @@ fn main() {
 }
 
 async fn run() {
-    let admin = match std::env::var("DATABASE_URL") {
-        Ok(url) => url,
-        Err(_) => db::local_cluster::LocalCluster::start(
-            &Path::new(env!("CARGO_TARGET_TMPDIR")).join("postgres"),
-        )
-        .expect("PostgreSQL for the benchmark: set DATABASE_URL or install the server")
-        .url("postgres"),
-    };
-    let name = format!("verdict_bench_{}", std::process::id());
-    let mut u = url::Url::parse(&admin).unwrap();
-    u.set_path(&format!("/{name}"));
-    let url = u.to_string();
-    db::create_database_if_missing(&admin, &name).await.unwrap();
-    db::migrate(&url).await.unwrap();
+    let (admin, url) = support::bench_database("verdict_bench").await;
 
     let deliveries: usize = env_or("BENCH_DELIVERIES", 20_000);
     let concurrencies: Vec<usize> = std::env::var("BENCH_CONCURRENCY")
@@ -653,12 +567,7 @@ async fn run() {
         scans.0, scans.1, scans.2
     );
     bench_conn.close().await.unwrap();
-    let mut conn = PgConnection::connect(&admin).await.unwrap();
-    let _ = conn
-        .execute(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .await;
+    support::drop_database(&admin, &url).await;
 
     println!();
     println!("| measurement | deliveries/s | p50 ack ms | p99 ack ms | server peak RSS MB |");
@@ -672,8 +581,8 @@ async fn run() {
             "| verdict serve, {} concurrent clients, max rate | {:.0} | {:.1} | {:.1} | {:.0} |",
             l.concurrency,
             l.rate,
-            percentile(&l.lat, 0.50),
-            percentile(&l.lat, 0.99),
+            support::percentile_ms(&l.lat, 0.50),
+            support::percentile_ms(&l.lat, 0.99),
             l.hwm as f64 / 1024.0
         );
         println!(
@@ -683,8 +592,8 @@ async fn run() {
     }
     println!(
         "| verdict serve, {rate}/s offered for {rate_secs} s | {achieved:.0} | {:.1} | {:.1} | {:.0} |",
-        percentile(&rate_lat, 0.50),
-        percentile(&rate_lat, 0.99),
+        support::percentile_ms(&rate_lat, 0.50),
+        support::percentile_ms(&rate_lat, 0.99),
         hwm_rate as f64 / 1024.0
     );
     println!("| verdict serve without the Merkle tree (best of 2) | {without_tree:.0} | | | |");

@@ -176,6 +176,7 @@ async fn run() {
         build_tree: true,
         judge: true,
         feedback: Default::default(),
+        limits: Default::default(),
     })
     .await
     .unwrap();

@@ -177,6 +177,7 @@ async fn run() {
         judge: false,
         signer: signer.clone(),
         feedback: Default::default(),
+        limits: Default::default(),
     })
     .await
     .unwrap();

@@ -63,6 +63,7 @@ pub async fn run(
         build_tree: true,
         judge: true,
         feedback,
+        limits: Default::default(),
     })
     .await?;
     let base = format!("http://{}", running.addr);

@@ -27,6 +27,8 @@ pub struct ServerConfig {
     pub signer: std::sync::Arc<crate::log::checkpoint::CheckpointSigner>,
     /// Alerts and write-back into GitHub.
     pub feedback: crate::feedback::FeedbackConfig,
+    /// What one client may hold, and for how long.
+    pub limits: crate::web::serving::Limits,
 }
 
 /// A bound, running server.
@@ -42,7 +44,8 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Stops accepting, lets in-flight deliveries finish their commits, then returns.
+    /// Stops accepting, lets in-flight deliveries finish their commits (for at most the
+    /// shutdown grace period), then returns.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.shutdown.send(());
         self.handle
@@ -98,6 +101,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     let intake = IntakeState {
         secrets: config.secrets.clone(),
         sequencer: sequencer.clone(),
+        budget: Default::default(),
+        body_timeout: config.limits.body_timeout,
     };
     let listener = TcpListener::bind(config.listen)
         .await
@@ -177,12 +182,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     drop(in_background);
     let app = crate::web::router(pool, intake, operator, config.signer.clone());
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    let limits = config.limits;
     let handle = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await;
+        let served = crate::web::serving::serve(listener, app, limits, async {
+            let _ = stopped.await;
+        })
+        .await;
         projector.abort();
         dispatcher.abort();
         if let Some(judge) = judge {

@@ -283,3 +283,179 @@ async fn an_entry_the_database_refuses_is_skipped_alone_and_reproject_succeeds()
     assert!(out.contains("1 entries not understood"), "{out}");
     server.shutdown().await;
 }
+
+/// The server's address for raw sockets.
+fn addr(server: &TestServer) -> String {
+    server.base.trim_start_matches("http://").to_string()
+}
+
+/// Request headers of a delivery whose body is `length` bytes (signature as given).
+fn delivery_head(delivery: &str, length: usize, signature: Option<&str>) -> String {
+    let mut head = format!(
+        "POST /webhooks/github HTTP/1.1\r\nHost: verdict\r\nX-GitHub-Event: push\r\n\
+         X-GitHub-Delivery: {delivery}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
+    );
+    if let Some(s) = signature {
+        head.push_str(&format!("X-Hub-Signature-256: {s}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// The status line's code of whatever the server answers on `stream` (None: it closed).
+async fn status_of(stream: &mut tokio::net::TcpStream) -> Option<u16> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 1024];
+    let n = stream.read(&mut buf).await.ok()?;
+    let text = String::from_utf8_lossy(&buf[..n]);
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stalled_connections_and_large_bodies_neither_stop_signed_deliveries_nor_shutdown() {
+    use tokio::io::AsyncWriteExt;
+    let db = TestDb::new().await;
+    let server = db.server(&[common::SECRET]).await;
+    let addr = addr(&server);
+    // 1,100 connections that never finish their headers (half send nothing at all).
+    let mut stalled = Vec::new();
+    for i in 0..1100 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        if i % 2 == 0 {
+            s.write_all(b"POST /webhooks/github HTTP/1.1\r\nHost: verdict\r\n")
+                .await
+                .unwrap();
+        }
+        stalled.push(s);
+    }
+    // 60 declared 20 MB bodies with a well-formed but wrong signature, each sending 1 MB and
+    // then stalling; and 60 with no signature at all.
+    let twenty_mb = 20 * 1024 * 1024;
+    let fake = format!("sha256={}", "ab".repeat(32));
+    let mut large = Vec::new();
+    for i in 0..60 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(delivery_head(&format!("big-{i}"), twenty_mb, Some(&fake)).as_bytes())
+            .await
+            .unwrap();
+        let _ = s.write_all(&vec![b' '; 1024 * 1024]).await;
+        large.push(s);
+    }
+    let mut unsigned = 0;
+    for i in 0..60 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(delivery_head(&format!("unsigned-{i}"), twenty_mb, None).as_bytes())
+            .await
+            .unwrap();
+        // Refused from its headers alone: no body byte was needed.
+        if status_of(&mut s).await == Some(401) {
+            unsigned += 1;
+        }
+    }
+    assert_eq!(
+        unsigned, 60,
+        "unsigned bodies are refused before they are read"
+    );
+
+    // Meanwhile GitHub's signed deliveries are stored and health answers.
+    let body = common::variant(&common::fixture("push/event.1.json"), 1);
+    let r = server.deliver("push", "signed-during-attack", &body).await;
+    assert_eq!(r.status(), 201);
+    let health = server.get("/healthz", None).await;
+    assert_eq!(health.status(), 200);
+
+    // Shutdown finishes even with every one of those connections still open (the large
+    // bodies are cut off by the body timeout, the stalled ones closed at once).
+    tokio::time::timeout(std::time::Duration::from_secs(30), server.shutdown())
+        .await
+        .expect("shutdown completes with stalled clients connected");
+    drop((stalled, large));
+    let stored: i64 = count(&db.app_pool().await, "log_entries").await;
+    assert_eq!(stored, 1, "only the signed delivery was stored");
+}
+
+#[tokio::test]
+async fn slow_headers_and_slow_bodies_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestDb::new().await;
+    let limits = verdict::web::serving::Limits {
+        header_timeout: std::time::Duration::from_secs(1),
+        body_timeout: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    let server = db
+        .server_with_limits(&[common::SECRET], false, Default::default(), limits)
+        .await;
+    let addr = addr(&server);
+
+    // Headers never finished: the connection is closed.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("the server closes a connection whose headers stall")
+        .unwrap_or(0);
+    assert!(
+        !String::from_utf8_lossy(&buf[..n]).contains("200"),
+        "no answer to a half request"
+    );
+
+    // An idle keep-alive connection is closed too.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: verdict\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(status_of(&mut s).await, Some(200));
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("an idle connection is closed after the header timeout");
+    assert_eq!(closed.unwrap_or(0), 0);
+
+    // A signed delivery whose body stalls halfway: 408, nothing stored.
+    let body = common::variant(&common::fixture("push/event.1.json"), 2);
+    let signature = verdict::intake::signature::sign(common::SECRET.as_bytes(), &body);
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(delivery_head("slow-body", body.len(), Some(&signature)).as_bytes())
+        .await
+        .unwrap();
+    s.write_all(&body[..body.len() / 2]).await.unwrap();
+    assert_eq!(status_of(&mut s).await, Some(408));
+    // The same delivery sent at once is stored.
+    let r = server.deliver("push", "slow-body", &body).await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(count(&db.app_pool().await, "log_entries").await, 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_closed_and_the_cap_frees_up() {
+    use tokio::io::AsyncWriteExt;
+    let db = TestDb::new().await;
+    let limits = verdict::web::serving::Limits {
+        max_connections: 16,
+        ..Default::default()
+    };
+    let server = db
+        .server_with_limits(&[common::SECRET], false, Default::default(), limits)
+        .await;
+    let addr = addr(&server);
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: verdict\r\n\r\n")
+        .await;
+    assert_eq!(
+        status_of(&mut extra).await,
+        None,
+        "closed without an answer"
+    );
+    drop(held);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(server.get("/healthz", None).await.status(), 200);
+    server.shutdown().await;
+}

@@ -3,7 +3,7 @@
 //! rotated without dropping deliveries: any of them may verify.
 
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -49,21 +49,62 @@ impl WebhookSecrets {
     /// Checks `header` (the raw `X-Hub-Signature-256` value) over `body` in constant time
     /// against every secret.
     pub fn verify(&self, header: Option<&str>, body: &[u8]) -> Result<(), SignatureError> {
-        let header = header.ok_or(SignatureError::Missing)?;
-        let hex_digest = header
-            .strip_prefix("sha256=")
-            .ok_or(SignatureError::Malformed)?;
-        let mut expected = [0u8; 32];
-        hex::decode_to_slice(hex_digest, &mut expected).map_err(|_| SignatureError::Malformed)?;
-        // Try every secret, without stopping early, so timing does not reveal which one matched.
+        let expected = expected_digest(header)?;
+        let mut check = self.check();
+        check.update(body);
+        check.finish(&expected).map(|_| ())
+    }
+
+    /// A check fed the body as it arrives, so the signature is known the moment the last byte
+    /// is read and the body is hashed once.
+    pub fn check(&self) -> BodyCheck {
+        BodyCheck {
+            macs: self
+                .0
+                .iter()
+                .map(|secret| {
+                    HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length")
+                })
+                .collect(),
+            body: Sha256::new(),
+        }
+    }
+}
+
+/// The digest an `X-Hub-Signature-256` header claims, or why it claims none.
+pub fn expected_digest(header: Option<&str>) -> Result<[u8; 32], SignatureError> {
+    let header = header.ok_or(SignatureError::Missing)?;
+    let hex_digest = header
+        .strip_prefix("sha256=")
+        .ok_or(SignatureError::Malformed)?;
+    let mut expected = [0u8; 32];
+    hex::decode_to_slice(hex_digest, &mut expected).map_err(|_| SignatureError::Malformed)?;
+    Ok(expected)
+}
+
+/// A body's HMAC under every configured secret and its SHA-256, computed as it streams in.
+pub struct BodyCheck {
+    macs: Vec<HmacSha256>,
+    body: Sha256,
+}
+
+impl BodyCheck {
+    pub fn update(&mut self, chunk: &[u8]) {
+        for mac in &mut self.macs {
+            mac.update(chunk);
+        }
+        self.body.update(chunk);
+    }
+
+    /// Whether any secret's HMAC equals `expected` (checked in constant time, every secret
+    /// tried so timing does not tell which matched); on success, the body's SHA-256.
+    pub fn finish(self, expected: &[u8; 32]) -> Result<crate::log::Hash, SignatureError> {
         let mut matched = false;
-        for secret in &self.0 {
-            let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
-            mac.update(body);
-            matched |= mac.verify_slice(&expected).is_ok();
+        for mac in self.macs {
+            matched |= mac.verify_slice(expected).is_ok();
         }
         if matched {
-            Ok(())
+            Ok(self.body.finalize().into())
         } else {
             Err(SignatureError::Mismatch)
         }

@@ -10,6 +10,7 @@ pub mod outbox;
 pub mod pages;
 pub mod proofs;
 pub mod report;
+pub mod serving;
 pub mod views;
 
 use axum::Router;
@@ -122,7 +123,13 @@ pub fn router(
         .merge(api_index)
         .nest("/api", api)
         .merge(pages)
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Failed requests are logged by the handlers that know why; the trace layer's own
+        // failure lines would let any client fill the log.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().on_failure(
+                tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+            ),
+        )
 }
 
 /// `owner/name` as GitHub writes it in payloads.

@@ -160,6 +160,18 @@ impl TestDb {
         judge: bool,
         feedback: verdict::feedback::FeedbackConfig,
     ) -> TestServer {
+        self.server_with_limits(secrets, judge, feedback, Default::default())
+            .await
+    }
+
+    /// Starts a server with its own connection and body limits.
+    pub async fn server_with_limits(
+        &self,
+        secrets: &[&str],
+        judge: bool,
+        feedback: verdict::feedback::FeedbackConfig,
+        limits: verdict::web::serving::Limits,
+    ) -> TestServer {
         let signer = std::sync::Arc::new(
             verdict::log::checkpoint::CheckpointSigner::generate("verdict.test").unwrap(),
         );
@@ -174,6 +186,7 @@ impl TestDb {
             build_tree: true,
             judge,
             feedback,
+            limits,
         })
         .await
         .expect("server starts");
