@@ -169,7 +169,7 @@ async fn run() {
         listen: "127.0.0.1:0".parse().unwrap(),
         max_connections: 8,
         feature_label_prefix: verdict::projections::features::DEFAULT_LABEL_PREFIX.into(),
-        admin_token: None,
+        access: Default::default(),
         signer: std::sync::Arc::new(
             verdict::log::checkpoint::CheckpointSigner::generate("verdict.bench").unwrap(),
         ),

@@ -172,7 +172,10 @@ async fn run() {
         listen: "127.0.0.1:0".parse().unwrap(),
         max_connections: 8,
         feature_label_prefix: "feature:".into(),
-        admin_token: Some(TOKEN.into()),
+        access: verdict::web::access::AccessConfig {
+            admin_token: Some(TOKEN.into()),
+            ..Default::default()
+        },
         build_tree: false,
         judge: false,
         signer: signer.clone(),

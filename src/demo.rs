@@ -58,7 +58,7 @@ pub async fn run(
         listen,
         max_connections: 4,
         feature_label_prefix: verdict::projections::features::DEFAULT_LABEL_PREFIX.into(),
-        admin_token: None,
+        access: Default::default(),
         signer: std::sync::Arc::new(signer),
         build_tree: true,
         judge: true,

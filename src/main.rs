@@ -83,10 +83,8 @@ struct ServeArgs {
     /// Label prefix that puts a PR in a feature (`feature: checkout`).
     #[arg(long, env = "VERDICT_FEATURE_LABEL_PREFIX", default_value = verdict::projections::features::DEFAULT_LABEL_PREFIX)]
     feature_label_prefix: String,
-    /// Operator token: whoever sends it (bearer token, or once through /operator) sees
-    /// private repositories. Without it, pages show public repositories only.
-    #[arg(long, env = "VERDICT_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: Option<String>,
+    #[command(flatten)]
+    access: AccessArgs,
     /// Key that signs the logs' checkpoints (from `verdict keygen`). Without it, verdict
     /// keeps one in --data-dir, generating it on first start.
     #[arg(long, env = "VERDICT_SIGNING_KEY_FILE")]
@@ -109,6 +107,54 @@ struct ServeArgs {
     body_timeout: u64,
     #[command(flatten)]
     feedback: FeedbackArgs,
+}
+
+/// Who may see what: sign-in with GitHub, operators, the admin token.
+#[derive(Args, Clone)]
+struct AccessArgs {
+    /// The GitHub App's client ID (its settings page, "Client ID"): with the secret, turns on
+    /// sign-in with GitHub.
+    #[arg(long, env = "GITHUB_CLIENT_ID", requires = "github_client_secret")]
+    github_client_id: Option<String>,
+    /// The GitHub App's client secret ("Generate a new client secret").
+    #[arg(
+        long,
+        env = "GITHUB_CLIENT_SECRET",
+        hide_env_values = true,
+        requires = "github_client_id"
+    )]
+    github_client_secret: Option<String>,
+    /// Where people sign in to GitHub (GitHub Enterprise Server: https://HOST).
+    #[arg(long, env = "GITHUB_URL", default_value = "https://github.com")]
+    github_url: String,
+    /// GitHub logins who see every repository (comma-separated).
+    #[arg(long, env = "VERDICT_OPERATORS", value_delimiter = ',')]
+    operators: Vec<String>,
+    /// Operator token for scripts (`Authorization: Bearer`) and for a browser once through
+    /// /operator: its holder sees every repository.
+    #[arg(long, env = "VERDICT_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+}
+
+impl AccessArgs {
+    fn config(&self, api_url: &str) -> verdict::web::access::AccessConfig {
+        let sign_in = match (&self.github_client_id, &self.github_client_secret) {
+            (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => {
+                Some(verdict::github::sign_in::SignInConfig {
+                    client_id: id.clone(),
+                    client_secret: secret.clone(),
+                    github_url: self.github_url.trim_end_matches('/').to_string(),
+                    api_url: api_url.trim_end_matches('/').to_string(),
+                })
+            }
+            _ => None,
+        };
+        verdict::web::access::AccessConfig {
+            sign_in,
+            admin_token: self.admin_token.clone().filter(|t| !t.trim().is_empty()),
+            operators: self.operators.clone(),
+        }
+    }
 }
 
 /// What leaves verdict: alerts and write-back into GitHub.
@@ -417,7 +463,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         max_connections: args.db_connections,
         feature_label_prefix: args.feature_label_prefix,
-        admin_token: args.admin_token,
+        access: args.access.config(&args.feedback.github_api_url),
         signer: std::sync::Arc::new(signer),
         build_tree: !args.no_merkle,
         judge: true,

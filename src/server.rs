@@ -17,8 +17,8 @@ pub struct ServerConfig {
     pub max_connections: u32,
     /// Label prefix that puts a PR in a feature.
     pub feature_label_prefix: String,
-    /// `VERDICT_ADMIN_TOKEN`: lets its holder see private repositories.
-    pub admin_token: Option<String>,
+    /// Sign-in with GitHub, operators and the admin token.
+    pub access: crate::web::access::AccessConfig,
     /// Maintain the Merkle tree and checkpoints (off only to measure what they cost).
     pub build_tree: bool,
     /// Apply the accountability rules and append findings (off in tests that count entries).
@@ -169,10 +169,26 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     )
     .yielding_to(intake_load.clone())
     .spawn(std::sync::Arc::new(tokio::sync::Notify::new()));
-    let operator = crate::web::access::OperatorToken::new(config.admin_token.as_deref());
-    if operator.is_none() {
-        tracing::info!("no VERDICT_ADMIN_TOKEN: pages show public repositories only");
+    let access = &config.access;
+    match (
+        &access.sign_in,
+        access.admin_token.is_some() || !access.operators.is_empty(),
+    ) {
+        (Some(s), _) => tracing::info!(github = %s.github_url, client_id = %s.client_id,
+            operators = access.operators.len(), "sign-in with GitHub is on"),
+        (None, true) => tracing::info!(
+            "sign-in with GitHub is off (set GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET); \
+             public repositories are shown to everyone, the rest to operators"
+        ),
+        (None, false) => tracing::info!(
+            "no sign-in and no VERDICT_ADMIN_TOKEN: pages show public repositories only"
+        ),
     }
+    let access = std::sync::Arc::new(crate::web::access::Access::new(
+        pool.clone(),
+        access,
+        &outputs.public_url,
+    ));
     // The Merkle tree and checkpoints follow the log in the background too.
     let tree = config.build_tree.then(|| {
         crate::log::tree::TreeBuilder::new(bg_pool, config.signer.clone())
@@ -180,7 +196,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
             .spawn()
     });
     drop(in_background);
-    let app = crate::web::router(pool, intake, operator, config.signer.clone());
+    let app = crate::web::router(pool, intake, access, config.signer.clone());
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let limits = config.limits;
     let handle = tokio::spawn(async move {

@@ -2,3 +2,5 @@
 //! to GitHub's API through.
 
 pub mod names;
+pub mod pages;
+pub mod sign_in;

@@ -56,6 +56,17 @@ pub struct Projected {
     pub decisions: Vec<Decision>,
     pub pull_request: Option<PullRequestSnapshot>,
     pub features: Vec<FeatureLink>,
+    /// The repository the delivery is about, as it shows it (visibility follows the newest).
+    pub repository: Option<RepositoryState>,
+}
+
+/// A repository's visibility as one delivery shows it, with GitHub's time for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepositoryState {
+    pub name: String,
+    pub private: bool,
+    /// The payload's `repository.updated_at` (GitHub's clock), or when verdict received it.
+    pub as_of: DateTime<Utc>,
 }
 
 /// Every decision kind verdict records.
@@ -218,6 +229,22 @@ fn missing(event: &str, field: &'static str) -> ProjectError {
     }
 }
 
+/// The events the projector reads; deliveries of any other event project to nothing.
+const INTERPRETED: &[&str] = &[
+    "pull_request",
+    "pull_request_review",
+    "pull_request_review_comment",
+    "pull_request_review_thread",
+    "issue_comment",
+    "issues",
+    "check_suite",
+    "check_run",
+    "status",
+    "push",
+    // Only for the repository's visibility (privatized, publicized).
+    "repository",
+];
+
 /// Projects one delivery. Events verdict does not interpret project to nothing.
 /// `label_prefix` is the label prefix that puts a PR in a feature.
 pub fn project(
@@ -226,18 +253,6 @@ pub fn project(
     received_at: DateTime<Utc>,
     label_prefix: &str,
 ) -> Result<Projected, ProjectError> {
-    const INTERPRETED: &[&str] = &[
-        "pull_request",
-        "pull_request_review",
-        "pull_request_review_comment",
-        "pull_request_review_thread",
-        "issue_comment",
-        "issues",
-        "check_suite",
-        "check_run",
-        "status",
-        "push",
-    ];
     // Most deliveries of other events are large; reading them would find nothing to record.
     if !INTERPRETED.contains(&event) {
         return Ok(Projected::default());
@@ -253,6 +268,9 @@ pub fn project_value(
     received_at: DateTime<Utc>,
     label_prefix: &str,
 ) -> Result<Projected, ProjectError> {
+    if !INTERPRETED.contains(&event) {
+        return Ok(Projected::default());
+    }
     check_shape(event, payload)?;
     let action = s(payload, "/action").unwrap_or_default();
     let projected = match event {
@@ -267,7 +285,25 @@ pub fn project_value(
         "push" => push(payload, received_at),
         _ => Ok(Projected::default()),
     }?;
-    Ok(projected.clean())
+    Ok(Projected {
+        repository: repository_state(payload, received_at),
+        ..projected
+    }
+    .clean())
+}
+
+/// The repository a payload names, if its name is one GitHub gives; private unless the
+/// payload says otherwise.
+fn repository_state(p: &Value, received: DateTime<Utc>) -> Option<RepositoryState> {
+    let name = s(p, "/repository/full_name")?;
+    crate::github::names::is_full_name(&name).then(|| RepositoryState {
+        name,
+        private: p
+            .pointer("/repository/private")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        as_of: time(p, "/repository/updated_at").unwrap_or(received),
+    })
 }
 
 /// A numeric GitHub id (review, comment): a whole number, or nothing.
@@ -362,6 +398,7 @@ fn pull_request(
             decisions: Vec::new(),
             pull_request: Some(snap),
             features,
+            repository: None,
         });
     }
     let merged = action == "closed" && snap.merged;
@@ -420,6 +457,7 @@ fn pull_request(
         decisions: vec![decision],
         pull_request: Some(snap),
         features,
+        repository: None,
     })
 }
 
@@ -475,6 +513,7 @@ fn review(
         }],
         pull_request: snapshot(&repo, pr, received),
         features: features::links_of_pull_request(&repo.name, pr, label_prefix),
+        repository: None,
     })
 }
 
@@ -513,6 +552,7 @@ fn review_comment(
         }],
         pull_request: snapshot(&repo, pr, received),
         features: Vec::new(),
+        repository: None,
     })
 }
 
@@ -549,6 +589,7 @@ fn review_thread(
         }],
         pull_request: snapshot(&repo, pr, received),
         features: Vec::new(),
+        repository: None,
     })
 }
 
@@ -601,6 +642,7 @@ fn issue_comment(
         decisions,
         pull_request: None,
         features: Vec::new(),
+        repository: None,
     })
 }
 
@@ -659,6 +701,7 @@ fn issue(p: &Value, action: &str, received: DateTime<Utc>) -> Result<Projected, 
         }],
         pull_request: None,
         features: vec![FeatureLink::issue_title(&repo.name, number, &title)],
+        repository: None,
     })
 }
 
@@ -707,6 +750,7 @@ fn check(event: &str, p: &Value, received: DateTime<Utc>) -> Result<Projected, P
             .collect(),
         pull_request: None,
         features: Vec::new(),
+        repository: None,
     })
 }
 
@@ -729,6 +773,7 @@ fn status(p: &Value, received: DateTime<Utc>) -> Result<Projected, ProjectError>
         }],
         pull_request: None,
         features: Vec::new(),
+        repository: None,
     })
 }
 
@@ -758,6 +803,7 @@ fn push(p: &Value, received: DateTime<Utc>) -> Result<Projected, ProjectError> {
         }],
         pull_request: None,
         features: Vec::new(),
+        repository: None,
     })
 }
 

@@ -54,13 +54,20 @@ pub async fn apply(
     Ok(())
 }
 
-/// The JSON body of a `verdict-ack` log entry (docs/log-format.md): someone with operator
-/// access acknowledged the finding at `finding_seq` of the same log, with a note.
+/// The JSON body of a `verdict-ack` log entry (docs/log-format.md): someone acknowledged the
+/// finding at `finding_seq` of the same log, with a note.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AckBody {
     pub finding_seq: i64,
-    /// The name the person gave.
+    /// Who: the GitHub login of the person signed in (`via` "github"), or the name an operator
+    /// gave with the admin token (`via` "admin-token"). Entries written before sign-in existed
+    /// carry a typed name and no `via`.
     pub by: String,
+    /// The person's GitHub user id (stable across login renames), when signed in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github_user_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
     pub note: String,
     /// The finding's repository, so the same visibility rules apply.
     pub repository: FindingRepository,

@@ -30,9 +30,10 @@ pub async fn write_page(
 /// A page's writes, merged per row.
 #[derive(Default)]
 struct Merged<'a> {
-    /// Per repository: whether the latest touch in log order saw it private, and the newest
-    /// activity (one by one, `private` is overwritten and `last_activity` keeps the greatest).
-    repositories: BTreeMap<&'a str, (bool, DateTime<Utc>)>,
+    /// Per repository: its visibility as of the newest observation by GitHub's clock (the
+    /// later entry on equal times, as one by one an observation replaces any not newer), and
+    /// the newest activity (one by one, `last_activity` keeps the greatest).
+    repositories: BTreeMap<&'a str, RepoRow>,
     decisions: Vec<(i64, i32, &'a Decision)>,
     /// Per feature: the title and whether it comes from the issue. One by one, the first link
     /// creates the feature and each later issue-titled link retitles it, so the merge is the
@@ -48,23 +49,30 @@ impl<'a> Merged<'a> {
     fn of(page: &'a [(i64, &'a Projected)]) -> Self {
         let mut m = Merged::default();
         for (seq, p) in page {
-            let touched = p
-                .decisions
-                .iter()
-                .map(|d| (d.repo.as_str(), d.repo_private, d.occurred_at))
-                .chain(
-                    p.pull_request
-                        .iter()
-                        .map(|pr| (pr.repo.as_str(), pr.repo_private, pr.updated_at)),
-                );
-            for (repo, private, at) in touched {
+            if let Some(r) = &p.repository {
+                // Activity: the decisions' and PR's own times, else the observation's.
+                let activity = p
+                    .decisions
+                    .iter()
+                    .map(|d| d.occurred_at)
+                    .chain(p.pull_request.iter().map(|pr| pr.updated_at))
+                    .max()
+                    .unwrap_or(r.as_of);
+                let seen = RepoRow {
+                    private: r.private,
+                    as_of: r.as_of,
+                    activity,
+                };
                 m.repositories
-                    .entry(repo)
-                    .and_modify(|(p, newest)| {
-                        *p = private;
-                        *newest = (*newest).max(at);
+                    .entry(r.name.as_str())
+                    .and_modify(|held| {
+                        if seen.as_of >= held.as_of {
+                            held.private = seen.private;
+                            held.as_of = seen.as_of;
+                        }
+                        held.activity = held.activity.max(seen.activity);
                     })
-                    .or_insert((private, at));
+                    .or_insert(seen);
             }
             for (ordinal, d) in p.decisions.iter().enumerate() {
                 m.decisions.push((*seq, ordinal as i32, d));
@@ -100,26 +108,42 @@ impl<'a> Merged<'a> {
     }
 }
 
+/// One repository's merged observations in a page.
+struct RepoRow {
+    private: bool,
+    as_of: DateTime<Utc>,
+    activity: DateTime<Utc>,
+}
+
+/// Visibility follows the newest observation by GitHub's clock whatever the order entries
+/// arrive in (a late, older delivery cannot make a privatized repository public again).
 async fn write_repositories(
     tx: &mut PgConnection,
     log_id: i64,
-    repositories: &BTreeMap<&str, (bool, DateTime<Utc>)>,
+    repositories: &BTreeMap<&str, RepoRow>,
 ) -> sqlx::Result<()> {
     if repositories.is_empty() {
         return Ok(());
     }
     let repos: Vec<&str> = repositories.keys().copied().collect();
-    let private: Vec<bool> = repositories.values().map(|v| v.0).collect();
-    let activity: Vec<DateTime<Utc>> = repositories.values().map(|v| v.1).collect();
+    let private: Vec<bool> = repositories.values().map(|v| v.private).collect();
+    let as_of: Vec<DateTime<Utc>> = repositories.values().map(|v| v.as_of).collect();
+    let activity: Vec<DateTime<Utc>> = repositories.values().map(|v| v.activity).collect();
     sqlx::query(
-        "INSERT INTO repositories (repo, log_id, private, last_activity)
-         SELECT r, $1, p, a FROM UNNEST($2::text[], $3::boolean[], $4::timestamptz[]) AS t(r, p, a)
-         ON CONFLICT (repo) DO UPDATE SET private = EXCLUDED.private,
+        "INSERT INTO repositories (repo, log_id, private, private_as_of, last_activity)
+         SELECT r, $1, p, o, a
+           FROM UNNEST($2::text[], $3::boolean[], $4::timestamptz[], $5::timestamptz[])
+                AS t(r, p, o, a)
+         ON CONFLICT (repo) DO UPDATE SET
+             private = CASE WHEN EXCLUDED.private_as_of >= repositories.private_as_of
+                            THEN EXCLUDED.private ELSE repositories.private END,
+             private_as_of = greatest(repositories.private_as_of, EXCLUDED.private_as_of),
              last_activity = greatest(repositories.last_activity, EXCLUDED.last_activity)",
     )
     .bind(log_id)
     .bind(repos)
     .bind(private)
+    .bind(as_of)
     .bind(activity)
     .execute(&mut *tx)
     .await?;

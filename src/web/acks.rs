@@ -1,6 +1,8 @@
-//! Acknowledging a finding: a person with operator access adds a note. The acknowledgement
-//! is appended to the log as a `verdict-ack` entry, hash-chained like everything else; the
-//! finding itself is never edited.
+//! Acknowledging a finding: a person who may read the finding's repository adds a note, as
+//! themselves. The acknowledgement is appended to the log as a `verdict-ack` entry that records
+//! their GitHub login and user id from the session, hash-chained like everything else; the
+//! finding itself is never edited. Scripts holding the admin token may acknowledge too, and
+//! say who they act for.
 
 use bytes::Bytes;
 use chrono::Utc;
@@ -17,10 +19,12 @@ use crate::projections::findings::{AckBody, FindingRepository};
 /// Longest note kept (a paragraph or two; the log is not a document store).
 pub const MAX_NOTE: usize = 4000;
 
-/// What the form and the API send.
+/// What the form and the API send. `by` is only for the admin token (a signed-in person is who
+/// the session says).
 #[derive(Debug, Deserialize)]
 pub struct AckRequest {
-    pub by: String,
+    #[serde(default)]
+    pub by: Option<String>,
     pub note: String,
 }
 
@@ -35,28 +39,34 @@ pub struct AckReceipt {
 /// Appends an acknowledgement of the finding at `account`/`seq`; answers once it is durable.
 pub async fn acknowledge(
     state: &WebState,
-    viewer: Viewer,
+    viewer: &Viewer,
     account: &str,
     seq: &str,
     request: AckRequest,
 ) -> Result<AckReceipt, WebError> {
-    if !viewer.operator {
-        return Err(WebError::Forbidden(if state.operator.is_some() {
-            "acknowledging a finding needs operator access: sign in at /operator or send the \
-             VERDICT_ADMIN_TOKEN as a bearer token"
-                .into()
-        } else {
-            "acknowledging findings needs an operator: start verdict with VERDICT_ADMIN_TOKEN set"
-                .into()
-        }));
-    }
-    let by = request.by.trim();
+    let (by, github_user_id, via) = match (viewer.login(), viewer.user_id()) {
+        (Some(login), id) => (login.to_string(), id, "github"),
+        (None, _) if viewer.is_operator() => {
+            let by = request.by.as_deref().map(str::trim).unwrap_or_default();
+            if by.is_empty() || by.chars().count() > 100 {
+                return Err(WebError::BadRequest(
+                    "with the admin token, say who acknowledges: `by` must be a name of 1 to 100 characters"
+                        .into(),
+                ));
+            }
+            (by.to_string(), None, "admin-token")
+        }
+        _ => {
+            return Err(WebError::Forbidden(if viewer.sign_in {
+                "acknowledging a finding needs you to sign in with GitHub".into()
+            } else {
+                "acknowledging a finding needs an operator: sign in at /operator or send the \
+                 VERDICT_ADMIN_TOKEN as a bearer token"
+                    .into()
+            }));
+        }
+    };
     let note = request.note.trim();
-    if by.is_empty() || by.chars().count() > 100 {
-        return Err(WebError::BadRequest(
-            "say who acknowledges the finding: `by` must be a name of 1 to 100 characters".into(),
-        ));
-    }
     if note.is_empty() || note.chars().count() > MAX_NOTE {
         return Err(WebError::BadRequest(format!(
             "the note must say why the finding is acknowledged, in 1 to {MAX_NOTE} characters"
@@ -67,6 +77,12 @@ pub async fn acknowledge(
             "{seq:?} is not a log position; use the finding's number"
         ))
     })?;
+    let not_found = || {
+        WebError::NotFound(format!(
+            "there is no finding at {account}/{seq}; the findings page links each one{}",
+            viewer.not_found_hint()
+        ))
+    };
     let finding = sqlx::query(
         "SELECT f.repo, f.repo_private FROM findings f JOIN logs l ON l.id = f.log_id
           WHERE l.name = $1 AND f.seq = $2",
@@ -75,24 +91,26 @@ pub async fn acknowledge(
     .bind(finding_seq)
     .fetch_optional(&state.pool)
     .await?
-    .ok_or_else(|| {
-        WebError::NotFound(format!(
-            "there is no finding at {account}/{seq}; the findings page links each one"
-        ))
-    })?;
+    .ok_or_else(not_found)?;
+    let repo: String = finding.get("repo");
+    if !viewer.may_see(Some(&repo)) {
+        return Err(not_found());
+    }
     let body = AckBody {
         finding_seq,
-        by: by.to_string(),
+        by,
+        github_user_id,
+        via: Some(via.into()),
         note: note.to_string(),
         repository: FindingRepository {
-            full_name: finding.get("repo"),
+            full_name: repo,
             private: finding.get("repo_private"),
         },
     };
     let bytes = serde_json::to_vec(&body).expect("an acknowledgement serializes");
     let mut nonce = [0u8; 8];
     getrandom::fill(&mut nonce).map_err(|e| {
-        WebError::BadRequest(format!("no randomness for an entry id ({e}); try again"))
+        WebError::Internal(format!("no randomness for an entry id ({e}); try again"))
     })?;
     let outcome = state
         .sequencer

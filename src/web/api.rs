@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -17,8 +17,6 @@ use super::{WebState, parse_number, repo_name};
 
 /// The OpenAPI 3.1 description of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
-
-type MaybeViewer = Result<Viewer, WebError>;
 
 fn json<T: Serialize>(result: Result<T, WebError>) -> Response {
     match result {
@@ -42,20 +40,20 @@ pub async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-pub async fn index(State(s): State<WebState>, viewer: MaybeViewer) -> Response {
-    json(async { views::index(&s.pool, viewer?).await }.await)
+pub async fn index(State(s): State<WebState>, viewer: Viewer) -> Response {
+    json(async { views::index(&s.pool, &viewer).await }.await)
 }
 
 pub async fn repository(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     Path((owner, name)): Path<(String, String)>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     json(
         async {
             let filters = Filters::parse(&params)?;
-            views::repository(&s.pool, &repo_name(&owner, &name), &filters, viewer?).await
+            views::repository(&s.pool, &repo_name(&owner, &name), &filters, &viewer).await
         }
         .await,
     )
@@ -63,7 +61,7 @@ pub async fn repository(
 
 pub async fn pull(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     Path((owner, name, number)): Path<(String, String, String)>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
@@ -76,7 +74,7 @@ pub async fn pull(
                 &repo_name(&owner, &name),
                 number,
                 &filters,
-                viewer?,
+                &viewer,
             )
             .await
         }
@@ -86,14 +84,14 @@ pub async fn pull(
 
 pub async fn feature(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     Path((owner, name, key)): Path<(String, String, String)>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     json(
         async {
             let filters = Filters::parse(&params)?;
-            views::feature(&s.pool, &repo_name(&owner, &name), &key, &filters, viewer?).await
+            views::feature(&s.pool, &repo_name(&owner, &name), &key, &filters, &viewer).await
         }
         .await,
     )
@@ -101,28 +99,29 @@ pub async fn feature(
 
 pub async fn record(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     Path((account, seq)): Path<(String, String)>,
 ) -> Response {
-    json(async { views::record(&s.pool, &account, &seq, viewer?).await }.await)
+    json(async { views::record(&s.pool, &account, &seq, &viewer).await }.await)
 }
 
-pub async fn not_found(OriginalUri(uri): OriginalUri) -> Response {
+pub fn not_found(viewer: &Viewer, uri: &axum::http::Uri) -> Response {
     error(WebError::NotFound(format!(
-        "no API endpoint at {}; /api/openapi.json lists them",
-        uri.path()
+        "no API endpoint at {}; /api/openapi.json lists them{}",
+        uri.path(),
+        viewer.not_found_hint()
     )))
 }
 
 pub async fn findings(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     json(
         async {
             let filters = views::FindingFilters::parse(&params)?;
-            views::findings(&s.pool, &filters, viewer?).await
+            views::findings(&s.pool, &filters, &viewer).await
         }
         .await,
     )
@@ -130,17 +129,17 @@ pub async fn findings(
 
 pub async fn outbox(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let state = params.get("state").filter(|s| !s.is_empty()).cloned();
-    json(async { super::outbox::outbox(&s.pool, state, viewer?).await }.await)
+    json(async { super::outbox::outbox(&s.pool, state, &viewer).await }.await)
 }
 
 /// `POST /api/findings/{account}/{seq}/acknowledgements` with `{"by": ..., "note": ...}`.
 pub async fn acknowledge(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     Path((account, seq)): Path<(String, String)>,
     body: Result<Json<super::acks::AckRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
@@ -150,7 +149,7 @@ pub async fn acknowledge(
                 "send JSON like {{\"by\": \"your name\", \"note\": \"why\"}} ({e})"
             ))
         })?;
-        super::acks::acknowledge(&s, viewer?, &account, &seq, request).await
+        super::acks::acknowledge(&s, &viewer, &account, &seq, request).await
     }
     .await;
     match result {
@@ -161,8 +160,8 @@ pub async fn acknowledge(
 
 pub async fn report(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     Path((owner, name)): Path<(String, String)>,
 ) -> Response {
-    json(async { super::report::report(&s.pool, &repo_name(&owner, &name), viewer?).await }.await)
+    json(async { super::report::report(&s.pool, &repo_name(&owner, &name), &viewer).await }.await)
 }

@@ -15,9 +15,15 @@ pub enum WebError {
     /// A wrong operator token.
     #[error("{0}")]
     Unauthorized(String),
-    /// Needs operator access the visitor does not have.
+    /// Not allowed for this visitor, or a form that did not come from verdict's own page.
     #[error("{0}")]
     Forbidden(String),
+    /// Too many wrong operator tokens from one address.
+    #[error("{0}")]
+    TooManyAttempts(String),
+    /// A bug in verdict (a route outside the access check, say).
+    #[error("verdict failed: {0}")]
+    Internal(String),
     #[error("the database could not answer; try again shortly ({0})")]
     Database(#[from] sqlx::Error),
     #[error("the page could not be rendered: {0}")]
@@ -31,6 +37,8 @@ impl WebError {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
+            WebError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             WebError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -41,7 +49,9 @@ impl WebError {
             WebError::NotFound(_) => "Not found",
             WebError::BadRequest(_) => "Bad request",
             WebError::Unauthorized(_) => "Not signed in",
-            WebError::Forbidden(_) => "Operators only",
+            WebError::Forbidden(_) => "Not allowed",
+            WebError::TooManyAttempts(_) => "Too many attempts",
+            WebError::Internal(_) => "Internal error",
             WebError::Database(_) => "Temporarily unavailable",
             WebError::Render(_) => "Internal error",
         }

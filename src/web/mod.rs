@@ -15,7 +15,9 @@ pub mod views;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::handler::Handler;
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
 use axum::routing::{get, post};
 use sqlx::PgPool;
 
@@ -23,15 +25,15 @@ use std::sync::Arc;
 
 use crate::intake::webhook::{self, IntakeState};
 use crate::log::checkpoint::CheckpointSigner;
-use access::{HasOperatorToken, OperatorToken};
+use access::{Access, Viewer};
 use error::WebError;
 
 /// What page and API handlers share.
 #[derive(Clone)]
 pub struct WebState {
     pub pool: PgPool,
-    /// `None`: no operator; private repositories are shown to nobody.
-    pub operator: Option<OperatorToken>,
+    /// Who may see what: sessions, sign-in, operators.
+    pub access: Arc<Access>,
     /// Publishes verifier keys; checkpoints are signed by the tree builder.
     pub signer: Arc<CheckpointSigner>,
     pub checkpoints: Arc<proofs::CheckpointCache>,
@@ -39,90 +41,179 @@ pub struct WebState {
     pub sequencer: crate::log::Sequencer,
 }
 
-impl HasOperatorToken for WebState {
-    fn operator_token(&self) -> Option<&OperatorToken> {
-        self.operator.as_ref()
+impl axum::extract::FromRef<WebState> for Arc<Access> {
+    fn from_ref(state: &WebState) -> Arc<Access> {
+        state.access.clone()
     }
+}
+
+/// Whether a route shows what people may or may not see (and so goes through the access
+/// check), or is for machines and shows nothing of a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// Behind [`access::resolve`]: the visibility rule applies.
+    Viewer,
+    /// The webhook endpoint and health: no viewer, no repository data.
+    Machine,
+}
+
+/// One route of the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub guard: Guard,
+}
+
+/// Adds routes and remembers each: the router is built and the route table listed by the same
+/// code, so a route cannot be added without the access test seeing it.
+pub trait Registrar<S>: Sized {
+    fn add<H, T>(self, method: &'static str, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static;
+
+    fn get<H: Handler<T, S>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add("GET", path, handler)
+    }
+
+    fn post<H: Handler<T, S>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add("POST", path, handler)
+    }
+}
+
+struct Building<S> {
+    router: Router<S>,
+}
+
+impl<S: Clone + Send + Sync + 'static> Registrar<S> for Building<S> {
+    fn add<H: Handler<T, S>, T: 'static>(
+        mut self,
+        method: &'static str,
+        path: &'static str,
+        h: H,
+    ) -> Self {
+        let method_router = match method {
+            "GET" => get(h),
+            _ => post(h),
+        };
+        self.router = self.router.route(path, method_router);
+        self
+    }
+}
+
+/// Collects the route table without building anything.
+struct Listing(Vec<RouteSpec>, Guard);
+
+impl<S> Registrar<S> for Listing {
+    fn add<H: Handler<T, S>, T: 'static>(
+        mut self,
+        method: &'static str,
+        path: &'static str,
+        _: H,
+    ) -> Self {
+        self.0.push(RouteSpec {
+            method,
+            path,
+            guard: self.1,
+        });
+        self
+    }
+}
+
+/// Every route that shows something to a viewer: pages, their JSON, proofs, sign-in.
+fn viewer_routes<R: Registrar<WebState>>(r: R) -> R {
+    r.get("/", pages::index)
+        .get("/login", access::sign_in::login)
+        .get("/login/callback", access::sign_in::callback)
+        .post("/login/refresh", access::sign_in::refresh)
+        .post("/logout", access::sign_in::logout)
+        .get("/operator", access::sign_in::operator_form)
+        .post("/operator", access::sign_in::operator_sign_in)
+        .get("/findings", pages::findings)
+        .get("/outbox", pages::outbox)
+        .post("/findings/{account}/{seq}/acknowledge", pages::acknowledge)
+        .get("/records/{account}/{seq}", pages::record)
+        .get("/records/{account}/{seq}/proof", proofs::record_proof_file)
+        .get("/{owner}/{repo}", pages::repository)
+        .get("/{owner}/{repo}/report", pages::report)
+        .get("/{owner}/{repo}/report.csv", pages::report_csv)
+        .get("/{owner}/{repo}/pull/{number}", pages::pull)
+        .get("/{owner}/{repo}/features/{feature}", pages::feature)
+        .get("/api/", api::index)
+        .get("/api/openapi.json", api::openapi)
+        .get("/api/findings", api::findings)
+        .get("/api/outbox", api::outbox)
+        .post(
+            "/api/findings/{account}/{seq}/acknowledgements",
+            api::acknowledge,
+        )
+        .get("/api/logs", proofs::logs)
+        .get("/api/logs/{account}/key", proofs::key)
+        .get("/api/logs/{account}/checkpoint", proofs::checkpoint)
+        .get("/api/logs/{account}/proof/inclusion", proofs::inclusion)
+        .get("/api/logs/{account}/proof/consistency", proofs::consistency)
+        .get("/api/records/{account}/{seq}", api::record)
+        .get("/api/{owner}/{repo}", api::repository)
+        .get("/api/{owner}/{repo}/report", api::report)
+        .get("/api/{owner}/{repo}/pull/{number}", api::pull)
+        .get("/api/{owner}/{repo}/features/{feature}", api::feature)
+}
+
+/// The routes for machines: GitHub's deliveries and health checks.
+fn machine_routes<R: Registrar<IntakeState>>(r: R) -> R {
+    r.post("/webhooks/github", webhook::receive)
+}
+
+/// Every route of the router, for tests and documentation.
+pub fn route_table() -> Vec<RouteSpec> {
+    let mut all = viewer_routes(Listing(Vec::new(), Guard::Viewer)).0;
+    all.extend(machine_routes(Listing(Vec::new(), Guard::Machine)).0);
+    all.push(RouteSpec {
+        method: "GET",
+        path: "/healthz",
+        guard: Guard::Machine,
+    });
+    all
 }
 
 /// Builds the application router.
 pub fn router(
     pool: PgPool,
     intake: IntakeState,
-    operator: Option<OperatorToken>,
+    access: Arc<Access>,
     signer: Arc<CheckpointSigner>,
 ) -> Router {
     let sequencer = intake.sequencer.clone();
-    let webhooks = Router::new()
-        .route("/webhooks/github", post(webhook::receive))
-        .with_state(intake);
+    let webhooks = machine_routes(Building {
+        router: Router::new(),
+    })
+    .router
+    .with_state(intake);
     let state = WebState {
         pool: pool.clone(),
-        operator,
+        access: access.clone(),
         signer,
         checkpoints: Arc::default(),
         sequencer,
     };
-    let api = Router::new()
-        .route("/", get(api::index))
-        .route("/openapi.json", get(api::openapi))
-        .route("/findings", get(api::findings))
-        .route("/outbox", get(api::outbox))
-        .route(
-            "/findings/{account}/{seq}/acknowledgements",
-            post(api::acknowledge),
-        )
-        .route("/logs", get(proofs::logs))
-        .route("/logs/{account}/key", get(proofs::key))
-        .route("/logs/{account}/checkpoint", get(proofs::checkpoint))
-        .route("/logs/{account}/proof/inclusion", get(proofs::inclusion))
-        .route(
-            "/logs/{account}/proof/consistency",
-            get(proofs::consistency),
-        )
-        .route("/records/{account}/{seq}", get(api::record))
-        .route("/{owner}/{repo}", get(api::repository))
-        .route("/{owner}/{repo}/report", get(api::report))
-        .route("/{owner}/{repo}/pull/{number}", get(api::pull))
-        .route("/{owner}/{repo}/features/{feature}", get(api::feature))
-        .fallback(api::not_found)
-        .with_state(state.clone());
-    let pages = Router::new()
-        .route("/", get(pages::index))
-        .route(
-            "/operator",
-            get(pages::operator_form).post(pages::operator_sign_in),
-        )
-        .route("/operator/sign-out", post(pages::operator_sign_out))
-        .route("/findings", get(pages::findings))
-        .route("/outbox", get(pages::outbox))
-        .route(
-            "/findings/{account}/{seq}/acknowledge",
-            post(pages::acknowledge),
-        )
-        .route("/records/{account}/{seq}", get(pages::record))
-        .route(
-            "/records/{account}/{seq}/proof",
-            get(proofs::record_proof_file),
-        )
-        .route("/{owner}/{repo}", get(pages::repository))
-        .route("/{owner}/{repo}/report", get(pages::report))
-        .route("/{owner}/{repo}/report.csv", get(pages::report_csv))
-        .route("/{owner}/{repo}/pull/{number}", get(pages::pull))
-        .route("/{owner}/{repo}/features/{feature}", get(pages::feature))
-        .fallback(pages::not_found)
-        .with_state(state.clone());
-    // The API's index is addressed with its trailing slash too, as the OpenAPI document does.
-    let api_index = Router::new()
-        .route("/api/", get(api::index))
-        .with_state(state.clone());
+    // Everything a viewer reads goes through the access middleware, unknown addresses
+    // included (their 404 says whether signing in might help).
+    let viewed = viewer_routes(Building {
+        router: Router::new(),
+    })
+    .router
+    .fallback(not_found)
+    .layer(axum::middleware::from_fn_with_state(
+        access,
+        access::resolve,
+    ))
+    .with_state(state);
     Router::new()
         .route("/healthz", get(healthz))
         .with_state(pool)
         .merge(webhooks)
-        .merge(api_index)
-        .nest("/api", api)
-        .merge(pages)
+        .merge(viewed)
         // Failed requests are logged by the handlers that know why; the trace layer's own
         // failure lines would let any client fill the log.
         .layer(
@@ -130,6 +221,26 @@ pub fn router(
                 tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
             ),
         )
+}
+
+/// Unknown addresses: JSON under `/api/`, a page elsewhere (each says whether signing in
+/// might show more).
+async fn not_found(viewer: Viewer, uri: Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        api::not_found(&viewer, &uri)
+    } else {
+        pages::not_found(&viewer, &uri)
+    }
+}
+
+/// An error answered before a handler ran (by the access middleware): JSON under `/api/`,
+/// a page elsewhere.
+pub fn respond_error(uri: &Uri, viewer: &Viewer, err: WebError) -> Response {
+    if uri.path().starts_with("/api/") {
+        api::error(err)
+    } else {
+        pages::error_page(viewer, err)
+    }
 }
 
 /// `owner/name` as GitHub writes it in payloads.

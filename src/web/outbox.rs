@@ -65,7 +65,7 @@ pub fn redact(target: &str) -> String {
 pub async fn outbox(
     pool: &PgPool,
     state: Option<String>,
-    viewer: Viewer,
+    viewer: &Viewer,
 ) -> Result<OutboxPage, WebError> {
     if let Some(s) = &state
         && !matches!(s.as_str(), "pending" | "delivered" | "failed")
@@ -75,9 +75,10 @@ pub async fn outbox(
         )));
     }
     let counts: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT state, count(*) FROM outbox WHERE NOT repo_private OR $1 GROUP BY state",
+        "SELECT state, count(*) FROM outbox WHERE $1::text[] IS NULL OR repo = ANY($1)
+          GROUP BY state",
     )
-    .bind(viewer.operator)
+    .bind(viewer.visible())
     .fetch_all(pool)
     .await?;
     let count = |s: &str| counts.iter().find(|c| c.0 == s).map_or(0, |c| c.1);
@@ -85,10 +86,10 @@ pub async fn outbox(
         "SELECT o.id, o.channel, o.purpose, o.target, o.repo, o.pr_number, o.seq, l.name AS account,
                 o.state, o.created_at, o.next_attempt_at, o.finished_at, o.outcome
            FROM outbox o JOIN logs l ON l.id = o.log_id
-          WHERE (NOT o.repo_private OR $1) AND ($2::text IS NULL OR o.state = $2)
+          WHERE ($1::text[] IS NULL OR o.repo = ANY($1)) AND ($2::text IS NULL OR o.state = $2)
           ORDER BY o.id DESC LIMIT $3",
     )
-    .bind(viewer.operator)
+    .bind(viewer.visible())
     .bind(&state)
     .bind(SHOWN)
     .fetch_all(pool)

@@ -1,16 +1,16 @@
 //! Server-rendered pages (askama): readable without JavaScript, printable, one address per
-//! thing so reviewers can paste links into PRs.
+//! thing so reviewers can paste links into PRs. Every handler takes the [`Viewer`] the access
+//! middleware resolved; what it shows follows the visibility rule in `access`.
 
 use std::collections::HashMap;
 
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use serde::Deserialize;
 
-use super::access::{self, Viewer};
+use super::access::Viewer;
 use super::error::WebError;
 use super::filters::Filters;
 use super::views::{self, FeaturePage, Index, PullPage, RecordPage, RepositoryPage};
@@ -108,16 +108,8 @@ struct ErrorHtml {
     message: String,
 }
 
-#[derive(Template)]
-#[template(path = "operator.html")]
-struct OperatorHtml {
-    viewer: Viewer,
-    api_url: String,
-    message: Option<String>,
-}
-
 /// Renders a template, or the error page when something failed on the way.
-fn respond<T: Template>(viewer: Viewer, result: Result<T, WebError>) -> Response {
+fn respond<T: Template>(viewer: &Viewer, result: Result<T, WebError>) -> Response {
     match result.and_then(|t| t.render().map_err(WebError::from)) {
         Ok(html) => Html(html).into_response(),
         Err(err) => error_page(viewer, err),
@@ -125,12 +117,15 @@ fn respond<T: Template>(viewer: Viewer, result: Result<T, WebError>) -> Response
 }
 
 /// The HTML page for an error: its status, a title and the one-line reason.
-pub fn error_page(viewer: Viewer, err: WebError) -> Response {
-    if matches!(err, WebError::Database(_) | WebError::Render(_)) {
+pub fn error_page(viewer: &Viewer, err: WebError) -> Response {
+    if matches!(
+        err,
+        WebError::Database(_) | WebError::Render(_) | WebError::Internal(_)
+    ) {
         tracing::error!(error = %err, "page failed");
     }
     let page = ErrorHtml {
-        viewer,
+        viewer: viewer.clone(),
         api_url: String::new(),
         title: err.title(),
         message: err.to_string(),
@@ -148,24 +143,12 @@ fn api_url(uri: &Uri) -> String {
     }
 }
 
-type MaybeViewer = Result<Viewer, WebError>;
-
-macro_rules! viewer_or_error {
-    ($viewer:expr) => {
-        match $viewer {
-            Ok(v) => v,
-            Err(e) => return error_page(Viewer { operator: false }, e),
-        }
-    };
-}
-
-pub async fn index(State(s): State<WebState>, viewer: MaybeViewer, uri: Uri) -> Response {
-    let viewer = viewer_or_error!(viewer);
-    let page = views::index(&s.pool, viewer).await;
+pub async fn index(State(s): State<WebState>, viewer: Viewer, uri: Uri) -> Response {
+    let page = views::index(&s.pool, &viewer).await;
     respond(
-        viewer,
+        &viewer,
         page.map(|page| IndexHtml {
-            viewer,
+            viewer: viewer.clone(),
             api_url: api_url(&uri),
             page,
         }),
@@ -174,18 +157,17 @@ pub async fn index(State(s): State<WebState>, viewer: MaybeViewer, uri: Uri) -> 
 
 pub async fn repository(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     uri: Uri,
     Path((owner, name)): Path<(String, String)>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let viewer = viewer_or_error!(viewer);
     let result = async {
         let filters = Filters::parse(&params)?;
         let repo = repo_name(&owner, &name);
-        let page = views::repository(&s.pool, &repo, &filters, viewer).await?;
+        let page = views::repository(&s.pool, &repo, &filters, &viewer).await?;
         Ok(RepositoryHtml {
-            viewer,
+            viewer: viewer.clone(),
             api_url: api_url(&uri),
             path: uri.path().to_string(),
             kinds: kind_choices(),
@@ -194,24 +176,23 @@ pub async fn repository(
         })
     }
     .await;
-    respond(viewer, result)
+    respond(&viewer, result)
 }
 
 pub async fn pull(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     uri: Uri,
     Path((owner, name, number)): Path<(String, String, String)>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let viewer = viewer_or_error!(viewer);
     let result = async {
         let number = parse_number(&number)?;
         let filters = Filters::parse(&params)?;
         let repo = repo_name(&owner, &name);
-        let page = views::pull(&s.pool, &repo, number, &filters, viewer).await?;
+        let page = views::pull(&s.pool, &repo, number, &filters, &viewer).await?;
         Ok(PullHtml {
-            viewer,
+            viewer: viewer.clone(),
             api_url: api_url(&uri),
             path: uri.path().to_string(),
             kinds: kind_choices(),
@@ -220,23 +201,22 @@ pub async fn pull(
         })
     }
     .await;
-    respond(viewer, result)
+    respond(&viewer, result)
 }
 
 pub async fn feature(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     uri: Uri,
     Path((owner, name, key)): Path<(String, String, String)>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let viewer = viewer_or_error!(viewer);
     let result = async {
         let filters = Filters::parse(&params)?;
         let repo = repo_name(&owner, &name);
-        let page = views::feature(&s.pool, &repo, &key, &filters, viewer).await?;
+        let page = views::feature(&s.pool, &repo, &key, &filters, &viewer).await?;
         Ok(FeatureHtml {
-            viewer,
+            viewer: viewer.clone(),
             api_url: api_url(&uri),
             path: uri.path().to_string(),
             kinds: kind_choices(),
@@ -245,173 +225,114 @@ pub async fn feature(
         })
     }
     .await;
-    respond(viewer, result)
+    respond(&viewer, result)
 }
 
 pub async fn record(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     uri: Uri,
     Path((account, seq)): Path<(String, String)>,
 ) -> Response {
-    let viewer = viewer_or_error!(viewer);
-    let page = views::record(&s.pool, &account, &seq, viewer).await;
+    let page = views::record(&s.pool, &account, &seq, &viewer).await;
     respond(
-        viewer,
+        &viewer,
         page.map(|page| RecordHtml {
-            viewer,
+            viewer: viewer.clone(),
             api_url: api_url(&uri),
             page,
         }),
     )
 }
 
-pub async fn operator_form(viewer: MaybeViewer) -> Response {
-    let viewer = viewer_or_error!(viewer);
-    respond(
-        viewer,
-        Ok(OperatorHtml {
-            viewer,
-            api_url: String::new(),
-            message: None,
-        }),
-    )
-}
-
-#[derive(Deserialize)]
-pub struct SignIn {
-    token: String,
-}
-
-pub async fn operator_sign_in(State(s): State<WebState>, Form(form): Form<SignIn>) -> Response {
-    let anonymous = Viewer { operator: false };
-    match &s.operator {
-        Some(token) if token.matches(&form.token) => (
-            [(header::SET_COOKIE, token.set_cookie())],
-            Redirect::to("/"),
-        )
-            .into_response(),
-        configured => {
-            let message = if configured.is_some() {
-                "That is not the operator token; check VERDICT_ADMIN_TOKEN and try again."
-            } else {
-                "This verdict has no operator token; start it with VERDICT_ADMIN_TOKEN set."
-            };
-            let mut response = respond(
-                anonymous,
-                Ok(OperatorHtml {
-                    viewer: anonymous,
-                    api_url: String::new(),
-                    message: Some(message.into()),
-                }),
-            );
-            *response.status_mut() = StatusCode::UNAUTHORIZED;
-            response
-        }
-    }
-}
-
-pub async fn operator_sign_out() -> Response {
-    (
-        [(header::SET_COOKIE, access::clear_cookie())],
-        Redirect::to("/"),
-    )
-        .into_response()
-}
-
-pub async fn not_found(viewer: MaybeViewer, uri: Uri) -> Response {
-    let viewer = viewer.unwrap_or(Viewer { operator: false });
+pub fn not_found(viewer: &Viewer, uri: &Uri) -> Response {
     error_page(
         viewer,
         WebError::NotFound(format!(
-            "there is no page at {}; addresses look like /OWNER/REPO, /OWNER/REPO/pull/N, /OWNER/REPO/features/KEY or /records/ACCOUNT/N",
-            uri.path()
+            "there is no page at {}; addresses look like /OWNER/REPO, /OWNER/REPO/pull/N, /OWNER/REPO/features/KEY or /records/ACCOUNT/N{}",
+            uri.path(),
+            viewer.not_found_hint()
         )),
     )
 }
 
 pub async fn findings(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     uri: Uri,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let viewer = viewer_or_error!(viewer);
     let result = async {
         let filters = views::FindingFilters::parse(&params)?;
         Ok(FindingsHtml {
-            viewer,
+            viewer: viewer.clone(),
             api_url: api_url(&uri),
             rules: crate::feedback::rules::RULES,
-            page: views::findings(&s.pool, &filters, viewer).await?,
+            page: views::findings(&s.pool, &filters, &viewer).await?,
         })
     }
     .await;
-    respond(viewer, result)
+    respond(&viewer, result)
 }
 
 /// The attempts page: every alert and GitHub message, with each attempt to send it.
 pub async fn outbox(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     uri: Uri,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let viewer = viewer_or_error!(viewer);
     let state = params.get("state").filter(|s| !s.is_empty()).cloned();
     let result = async {
         Ok(OutboxHtml {
-            viewer,
+            viewer: viewer.clone(),
             api_url: api_url(&uri),
-            page: super::outbox::outbox(&s.pool, state, viewer).await?,
+            page: super::outbox::outbox(&s.pool, state, &viewer).await?,
         })
     }
     .await;
-    respond(viewer, result)
+    respond(&viewer, result)
 }
 
-/// The acknowledge form on the findings page (operators only; the cookie is SameSite=Strict,
-/// so other sites cannot post it). Shows the acknowledgement's own record once it is durable.
+/// The acknowledge form on the findings page (the access middleware has checked its CSRF
+/// token and origin). Shows the acknowledgement's own record once it is durable.
 pub async fn acknowledge(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     Path((account, seq)): Path<(String, String)>,
     Form(request): Form<super::acks::AckRequest>,
 ) -> Response {
-    let viewer = viewer_or_error!(viewer);
-    match super::acks::acknowledge(&s, viewer, &account, &seq, request).await {
+    match super::acks::acknowledge(&s, &viewer, &account, &seq, request).await {
         Ok(receipt) => Redirect::to(&receipt.record_url).into_response(),
-        Err(err) => error_page(viewer, err),
+        Err(err) => error_page(&viewer, err),
     }
 }
 
 /// The repository's weekly report.
 pub async fn report(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     uri: Uri,
     Path((owner, name)): Path<(String, String)>,
 ) -> Response {
-    let viewer = viewer_or_error!(viewer);
     let result = async {
         Ok(ReportHtml {
-            viewer,
+            viewer: viewer.clone(),
             api_url: api_url(&uri),
-            page: super::report::report(&s.pool, &repo_name(&owner, &name), viewer).await?,
+            page: super::report::report(&s.pool, &repo_name(&owner, &name), &viewer).await?,
         })
     }
     .await;
-    respond(viewer, result)
+    respond(&viewer, result)
 }
 
 /// The report's weekly table as a CSV download.
 pub async fn report_csv(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     Path((owner, name)): Path<(String, String)>,
 ) -> Response {
-    let viewer = viewer_or_error!(viewer);
-    match super::report::report(&s.pool, &repo_name(&owner, &name), viewer).await {
+    match super::report::report(&s.pool, &repo_name(&owner, &name), &viewer).await {
         Ok(page) => (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
@@ -423,6 +344,6 @@ pub async fn report_csv(
             page.csv(),
         )
             .into_response(),
-        Err(err) => error_page(viewer, err),
+        Err(err) => error_page(&viewer, err),
     }
 }

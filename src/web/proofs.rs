@@ -22,8 +22,6 @@ use crate::log::entry::Hash;
 use crate::log::store;
 use crate::log::tree::{self, StoredCheckpoint};
 
-type MaybeViewer = Result<Viewer, WebError>;
-
 fn text(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
@@ -39,23 +37,33 @@ fn b64(h: &Hash) -> String {
     B64.encode(h)
 }
 
-/// Anonymous visitors see the logs of accounts with a public repository only.
-async fn visible(pool: &PgPool, account: &str, viewer: Viewer) -> Result<i64, WebError> {
-    let row: Option<(i64, bool)> = sqlx::query_as(
-        "SELECT l.id, EXISTS (SELECT 1 FROM repositories r WHERE r.log_id = l.id AND NOT r.private)
+/// A log is visible to whoever may see one of its repositories (operators see every log).
+fn log_visible(repos: &[String], viewer: &Viewer) -> bool {
+    viewer.visible().is_none() || repos.iter().any(|r| viewer.may_see(Some(r)))
+}
+
+async fn visible(pool: &PgPool, account: &str, viewer: &Viewer) -> Result<i64, WebError> {
+    let row: Option<(i64, Vec<String>)> = sqlx::query_as(
+        "SELECT l.id, array(SELECT r.repo FROM repositories r WHERE r.log_id = l.id)
            FROM logs l WHERE l.name = $1",
     )
     .bind(account)
     .fetch_optional(pool)
     .await?;
     match row {
-        Some((id, public)) if public || viewer.operator => Ok(id),
+        Some((id, repos)) if log_visible(&repos, viewer) => Ok(id),
         _ => Err(unknown_log(account)),
     }
 }
 
-/// log id, has a public repository, newest checkpoint's size, root and note.
-type LogCheckpointRow = (i64, bool, Option<i64>, Option<Vec<u8>>, Option<String>);
+/// log id, its repositories, newest checkpoint's size, root and note.
+type LogCheckpointRow = (
+    i64,
+    Vec<String>,
+    Option<i64>,
+    Option<Vec<u8>>,
+    Option<String>,
+);
 
 /// Each log's newest checkpoint as last read, kept for as long as the tree builder waits
 /// between runs: a proof then costs one query, not two. Proofs against a checkpoint a quarter
@@ -85,7 +93,7 @@ impl CheckpointCache {
 async fn log_and_checkpoint(
     state: &WebState,
     account: &str,
-    viewer: Viewer,
+    viewer: &Viewer,
 ) -> Result<StoredCheckpoint, WebError> {
     let row = match state.checkpoints.get(account) {
         Some(row) => Some(row),
@@ -98,7 +106,7 @@ async fn log_and_checkpoint(
         }
     };
     match row {
-        Some((log_id, public, size, root, note)) if public || viewer.operator => {
+        Some((log_id, repos, size, root, note)) if log_visible(&repos, viewer) => {
             match (size, root, note) {
                 (Some(size), Some(root), Some(note)) => Ok(StoredCheckpoint {
                     log_id,
@@ -118,8 +126,7 @@ async fn read_log_and_checkpoint(
     account: &str,
 ) -> Result<Option<LogCheckpointRow>, WebError> {
     let row: Option<LogCheckpointRow> = sqlx::query_as(
-        "SELECT l.id,
-                EXISTS (SELECT 1 FROM repositories r WHERE r.log_id = l.id AND NOT r.private),
+        "SELECT l.id, array(SELECT r.repo FROM repositories r WHERE r.log_id = l.id),
                 c.tree_size, c.root_hash, c.note
            FROM logs l
            LEFT JOIN LATERAL (SELECT tree_size, root_hash, note FROM checkpoints
@@ -156,18 +163,18 @@ pub struct LogItem {
     pub checkpoint_url: String,
 }
 
-pub async fn logs(State(s): State<WebState>, viewer: MaybeViewer) -> Response {
+pub async fn logs(State(s): State<WebState>, viewer: Viewer) -> Response {
     let result = async {
-        let viewer = viewer?;
         let rows: Vec<(String, i64, i64)> = sqlx::query_as(
             "SELECT l.name,
                     coalesce((SELECT max(seq) + 1 FROM log_entries e WHERE e.log_id = l.id), 0),
                     coalesce((SELECT max(tree_size) FROM checkpoints c WHERE c.log_id = l.id), 0)
                FROM logs l
-              WHERE $1 OR EXISTS (SELECT 1 FROM repositories r WHERE r.log_id = l.id AND NOT r.private)
+              WHERE $1::text[] IS NULL
+                 OR EXISTS (SELECT 1 FROM repositories r WHERE r.log_id = l.id AND r.repo = ANY($1))
               ORDER BY l.name",
         )
-        .bind(viewer.operator)
+        .bind(viewer.visible())
         .fetch_all(&s.pool)
         .await?;
         Ok(rows
@@ -188,10 +195,10 @@ pub async fn logs(State(s): State<WebState>, viewer: MaybeViewer) -> Response {
 
 pub async fn key(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     Path(account): Path<String>,
 ) -> Response {
-    match async { visible(&s.pool, &account, viewer?).await }.await {
+    match async { visible(&s.pool, &account, &viewer).await }.await {
         Ok(_) => text(format!("{}\n", s.signer.verifier_key(&account))),
         Err(e) => api::error(e),
     }
@@ -199,10 +206,10 @@ pub async fn key(
 
 pub async fn checkpoint(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     Path(account): Path<String>,
 ) -> Response {
-    let result = async { log_and_checkpoint(&s, &account, viewer?).await }.await;
+    let result = async { log_and_checkpoint(&s, &account, &viewer).await }.await;
     match result {
         Ok(c) => text(c.note),
         Err(e) => api::error(e),
@@ -249,27 +256,37 @@ pub struct InclusionProof {
 
 pub async fn inclusion(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     Path(account): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let result = async {
-        let latest = log_and_checkpoint(&s, &account, viewer?).await?;
+        let latest = log_and_checkpoint(&s, &account, &viewer).await?;
         let log_id = latest.log_id;
         let size = tree_size_param(&params, "size", &latest)?;
         let index = match (number(&params, "index")?, params.get("delivery")) {
             (Some(i), None) => i,
             (None, Some(guid)) => {
-                let seq: Option<i64> = sqlx::query_scalar(
-                    "SELECT seq FROM log_entries WHERE log_id = $1 AND delivery_id = $2",
+                // Naming a delivery tells whether it exists: only where the viewer may see
+                // the delivery's repository.
+                let entry: Option<(i64, String, Vec<u8>)> = sqlx::query_as(
+                    "SELECT seq, kind, body FROM log_entries WHERE log_id = $1 AND delivery_id = $2",
                 )
                 .bind(log_id)
                 .bind(guid)
                 .fetch_optional(&s.pool)
                 .await?;
-                seq.ok_or_else(|| {
-                    WebError::NotFound(format!("log {account:?} has no delivery {guid:?}"))
-                })? as u64
+                entry
+                    .filter(|(_, kind, body)| {
+                        viewer.may_see(super::access::entry_repository(kind, body).as_deref())
+                    })
+                    .ok_or_else(|| {
+                        WebError::NotFound(format!(
+                            "log {account:?} has no delivery {guid:?}{}",
+                            viewer.not_found_hint()
+                        ))
+                    })?
+                    .0 as u64
             }
             _ => {
                 return Err(WebError::BadRequest(
@@ -304,12 +321,12 @@ pub struct ConsistencyProof {
 
 pub async fn consistency(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     Path(account): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let result = async {
-        let latest = log_and_checkpoint(&s, &account, viewer?).await?;
+        let latest = log_and_checkpoint(&s, &account, &viewer).await?;
         let log_id = latest.log_id;
         let to = tree_size_param(&params, "to", &latest)?;
         let from = number(&params, "from")?.ok_or_else(|| {
@@ -391,13 +408,12 @@ pub fn tlog_proof_text(seq: u64, proof: &RecordProof, encoding: &[u8]) -> String
 
 pub async fn record_proof_file(
     State(s): State<WebState>,
-    viewer: MaybeViewer,
+    viewer: Viewer,
     Path((account, seq)): Path<(String, String)>,
 ) -> Response {
     let result = async {
-        let viewer = viewer?;
         // Same visibility as the record page.
-        let page = super::views::record(&s.pool, &account, &seq, viewer).await?;
+        let page = super::views::record(&s.pool, &account, &seq, &viewer).await?;
         let seq = page.seq as u64;
         record_proof(&s.pool, &account, seq).await?.ok_or_else(|| {
             WebError::NotFound(format!(
@@ -422,6 +438,6 @@ pub async fn record_proof_file(
             body,
         )
             .into_response(),
-        Err(e) => super::pages::error_page(Viewer { operator: false }, e),
+        Err(e) => super::pages::error_page(&viewer, e),
     }
 }

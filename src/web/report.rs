@@ -46,7 +46,7 @@ pub struct ReportTotals {
 
 type WeekStat = (DateTime<Utc>, i64, Option<f64>);
 
-pub async fn report(pool: &PgPool, repo: &str, viewer: Viewer) -> Result<ReportPage, WebError> {
+pub async fn report(pool: &PgPool, repo: &str, viewer: &Viewer) -> Result<ReportPage, WebError> {
     let row = super::views::repository_row(pool, repo, viewer).await?;
     let findings: Vec<(DateTime<Utc>, i64)> = sqlx::query_as(
         "SELECT date_trunc('week', recorded_at), count(*) FROM findings WHERE repo = $1

@@ -201,7 +201,7 @@ pub enum Scope<'a> {
     Feature(&'a str, &'a str),
 }
 
-fn push_scope(q: &mut QueryBuilder<Postgres>, scope: &Scope<'_>, viewer: Viewer) {
+fn push_scope(q: &mut QueryBuilder<Postgres>, scope: &Scope<'_>, viewer: &Viewer) {
     match scope {
         Scope::Repo(repo) => {
             q.push(" d.repo = ").push_bind(repo.to_string());
@@ -227,8 +227,10 @@ fn push_scope(q: &mut QueryBuilder<Postgres>, scope: &Scope<'_>, viewer: Viewer)
             .push("))");
         }
     }
-    if !viewer.operator {
-        q.push(" AND NOT d.repo_private");
+    if let Some(visible) = viewer.visible() {
+        q.push(" AND d.repo = ANY(")
+            .push_bind(visible.to_vec())
+            .push(")");
     }
 }
 
@@ -240,7 +242,7 @@ pub async fn timeline(
     pool: &PgPool,
     scope: &Scope<'_>,
     filters: &Filters,
-    viewer: Viewer,
+    viewer: &Viewer,
     newest_first: bool,
 ) -> Result<Timeline, WebError> {
     // Filter, count and order narrow key rows first; only the page's rows are then read in
@@ -346,14 +348,15 @@ pub struct Index {
     pub accounts: Vec<AccountItem>,
 }
 
-pub async fn index(pool: &PgPool, viewer: Viewer) -> Result<Index, WebError> {
+pub async fn index(pool: &PgPool, viewer: &Viewer) -> Result<Index, WebError> {
     let rows = sqlx::query(
         "SELECT l.name, coalesce((SELECT max(seq) + 1 FROM log_entries e WHERE e.log_id = l.id), 0)
                 AS size, r.repo, r.private, r.last_activity
-           FROM logs l LEFT JOIN repositories r ON r.log_id = l.id AND (NOT r.private OR $1)
+           FROM logs l LEFT JOIN repositories r ON r.log_id = l.id
+                                               AND ($1::text[] IS NULL OR r.repo = ANY($1))
           ORDER BY l.name, r.repo",
     )
-    .bind(viewer.operator)
+    .bind(viewer.visible())
     .fetch_all(pool)
     .await?;
     let mut accounts: Vec<AccountItem> = Vec::new();
@@ -379,8 +382,8 @@ pub async fn index(pool: &PgPool, viewer: Viewer) -> Result<Index, WebError> {
                 });
         }
     }
-    // Anonymous visitors don't learn which accounts have only private repositories.
-    if !viewer.operator {
+    // Nobody learns which accounts have only repositories they cannot see.
+    if !viewer.is_operator() {
         accounts.retain(|a| !a.repositories.is_empty());
     }
     Ok(Index { accounts })
@@ -428,7 +431,7 @@ pub(crate) struct RepoRow {
 pub(crate) async fn repository_row(
     pool: &PgPool,
     repo: &str,
-    viewer: Viewer,
+    viewer: &Viewer,
 ) -> Result<RepoRow, WebError> {
     let row = sqlx::query(
         "SELECT l.name, r.private FROM repositories r JOIN logs l ON l.id = r.log_id
@@ -438,22 +441,14 @@ pub(crate) async fn repository_row(
     .fetch_optional(pool)
     .await?;
     match row {
-        Some(r) if viewer.operator || !r.get::<bool, _>("private") => Ok(RepoRow {
+        Some(r) if viewer.may_see(Some(repo)) => Ok(RepoRow {
             account: r.get("name"),
             private: r.get("private"),
         }),
         _ => Err(WebError::NotFound(format!(
             "verdict has no record of a repository named {repo}{}",
-            sign_in_hint(viewer)
+            viewer.not_found_hint()
         ))),
-    }
-}
-
-fn sign_in_hint(viewer: Viewer) -> &'static str {
-    if viewer.operator {
-        ""
-    } else {
-        " (private repositories are shown to the operator only)"
     }
 }
 
@@ -476,16 +471,18 @@ pub async fn repository(
     pool: &PgPool,
     repo: &str,
     filters: &Filters,
-    viewer: Viewer,
+    viewer: &Viewer,
 ) -> Result<RepositoryPage, WebError> {
     let row = repository_row(pool, repo, viewer).await?;
     let features = sqlx::query(
         "SELECT f.key, f.title,
                 (SELECT count(DISTINCT (p.pr_repo, p.pr_number)) FROM feature_pull_requests p
-                  WHERE p.repo = f.repo AND p.key = f.key) AS prs
+                  WHERE p.repo = f.repo AND p.key = f.key
+                    AND ($2::text[] IS NULL OR p.pr_repo = ANY($2))) AS prs
            FROM features f WHERE f.repo = $1 ORDER BY f.title, f.key",
     )
     .bind(repo)
+    .bind(viewer.visible())
     .fetch_all(pool)
     .await?
     .iter()
@@ -561,7 +558,7 @@ pub struct RecordedFinding {
 async fn recorded_findings(
     pool: &PgPool,
     prs: &[(String, i64)],
-    viewer: Viewer,
+    viewer: &Viewer,
 ) -> Result<BTreeMap<(String, i64), Vec<RecordedFinding>>, WebError> {
     let repos: Vec<String> = prs.iter().map(|p| p.0.clone()).collect();
     let numbers: Vec<i64> = prs.iter().map(|p| p.1).collect();
@@ -571,12 +568,12 @@ async fn recorded_findings(
            FROM findings f JOIN UNNEST($1::text[], $2::bigint[]) AS w(repo, number)
              ON f.repo = w.repo AND f.pr_number = w.number
            JOIN logs l ON l.id = f.log_id
-          WHERE NOT f.repo_private OR $3
+          WHERE $3::text[] IS NULL OR f.repo = ANY($3)
           ORDER BY f.log_id, f.seq",
     )
     .bind(&repos)
     .bind(&numbers)
-    .bind(viewer.operator)
+    .bind(viewer.visible())
     .fetch_all(pool)
     .await?;
     let mut out: BTreeMap<(String, i64), Vec<RecordedFinding>> = BTreeMap::new();
@@ -620,7 +617,7 @@ pub fn short(sha: Option<&str>) -> String {
 async fn pull_summaries(
     pool: &PgPool,
     prs: &[(String, i64)],
-    viewer: Viewer,
+    viewer: &Viewer,
 ) -> Result<Vec<PullSummary>, WebError> {
     if prs.is_empty() {
         return Ok(Vec::new());
@@ -632,12 +629,12 @@ async fn pull_summaries(
                 p.merged_at, p.merge_commit_sha, p.head_sha, p.html_url
            FROM pull_requests p JOIN UNNEST($1::text[], $2::bigint[]) AS w(repo, number)
              ON p.repo = w.repo AND p.number = w.number
-          WHERE NOT p.repo_private OR $3
+          WHERE $3::text[] IS NULL OR p.repo = ANY($3)
           ORDER BY p.repo, p.number",
     )
     .bind(&repos)
     .bind(&numbers)
-    .bind(viewer.operator)
+    .bind(viewer.visible())
     .fetch_all(pool)
     .await?;
     let facts = facts::load(pool, prs).await?;
@@ -713,7 +710,7 @@ pub async fn pull(
     repo: &str,
     number: i64,
     filters: &Filters,
-    viewer: Viewer,
+    viewer: &Viewer,
 ) -> Result<PullPage, WebError> {
     let row = repository_row(pool, repo, viewer).await?;
     let pull = pull_summaries(pool, &[(repo.to_string(), number)], viewer)
@@ -727,13 +724,12 @@ pub async fn pull(
     let features = sqlx::query(
         "SELECT DISTINCT f.repo, f.key, f.title FROM feature_pull_requests p
            JOIN features f ON f.repo = p.repo AND f.key = p.key
-           JOIN repositories r ON r.repo = f.repo
-          WHERE p.pr_repo = $1 AND p.pr_number = $2 AND (NOT r.private OR $3)
+          WHERE p.pr_repo = $1 AND p.pr_number = $2 AND ($3::text[] IS NULL OR f.repo = ANY($3))
           ORDER BY f.repo, f.key",
     )
     .bind(repo)
     .bind(number)
-    .bind(viewer.operator)
+    .bind(viewer.visible())
     .fetch_all(pool)
     .await?
     .iter()
@@ -802,7 +798,7 @@ pub async fn feature(
     repo: &str,
     key: &str,
     filters: &Filters,
-    viewer: Viewer,
+    viewer: &Viewer,
 ) -> Result<FeaturePage, WebError> {
     let row = repository_row(pool, repo, viewer).await?;
     let feature = sqlx::query("SELECT repo, key, title FROM features WHERE repo = $1 AND key = $2")
@@ -924,7 +920,7 @@ pub async fn record(
     pool: &PgPool,
     account: &str,
     seq: &str,
-    viewer: Viewer,
+    viewer: &Viewer,
 ) -> Result<RecordPage, WebError> {
     let seq: u64 = seq.parse().map_err(|_| {
         WebError::BadRequest(format!(
@@ -937,15 +933,18 @@ pub async fn record(
     let not_found = || {
         WebError::NotFound(format!(
             "log {account:?} has no entry {seq}{}",
-            sign_in_hint(viewer)
+            viewer.not_found_hint()
         ))
     };
     let mut conn = pool.acquire().await?;
     let entry = store::entry_at(&mut *conn, account, seq)
         .await?
         .ok_or_else(not_found)?;
+    if !viewer.may_see(super::access::entry_repository(&entry.kind, &entry.body).as_deref()) {
+        return Err(not_found());
+    }
     let decisions: Vec<DecisionView> = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{DECISION_COLUMNS}, d.repo_private FROM decisions d JOIN logs l ON l.id = d.log_id
+        "{DECISION_COLUMNS} FROM decisions d JOIN logs l ON l.id = d.log_id
           WHERE l.name = $1 AND d.seq = $2 ORDER BY d.ordinal"
     )))
     .bind(account)
@@ -953,13 +952,9 @@ pub async fn record(
     .fetch_all(&mut *conn)
     .await?
     .iter()
-    .map(|r| (r.get::<bool, _>("repo_private"), DecisionView::from_row(r)))
-    .filter(|(private, _)| viewer.operator || !private)
-    .map(|(_, d)| d)
+    .map(DecisionView::from_row)
+    .filter(|d| viewer.may_see(Some(&d.repo)))
     .collect();
-    if !viewer.operator && !public_entry(&entry.body) {
-        return Err(not_found());
-    }
     let meta = sqlx::query(
         "SELECT (SELECT coalesce(max(seq) + 1, 0) FROM log_entries WHERE log_id = l.id) AS size,
                 c.verified_size, c.chain_problem,
@@ -1011,18 +1006,6 @@ pub async fn record(
             .await?
             .map(|(proof, _)| proof),
     })
-}
-
-/// An entry anonymous visitors may read: its payload names a repository that is public.
-fn public_entry(body: &[u8]) -> bool {
-    let payload: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(_) => return false,
-    };
-    payload
-        .pointer("/repository/private")
-        .and_then(Value::as_bool)
-        == Some(false)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1165,13 +1148,13 @@ impl FindingFilters {
 pub async fn findings(
     pool: &PgPool,
     filters: &FindingFilters,
-    viewer: Viewer,
+    viewer: &Viewer,
 ) -> Result<FindingsPage, WebError> {
     let rows = sqlx::query(
         "SELECT f.rule, f.severity, f.message, f.repo, f.pr_number, f.evidence, f.seq,
                 f.recorded_at, l.name AS account, count(*) OVER () AS total
            FROM findings f JOIN logs l ON l.id = f.log_id
-          WHERE (NOT f.repo_private OR $1)
+          WHERE ($1::text[] IS NULL OR f.repo = ANY($1))
             AND ($2::text IS NULL OR f.rule = $2)
             AND ($3::text IS NULL OR f.severity = $3)
             AND ($4::text IS NULL OR f.repo = $4)
@@ -1180,7 +1163,7 @@ pub async fn findings(
           ORDER BY f.recorded_at DESC, f.log_id, f.seq DESC
           LIMIT $5 OFFSET $6",
     )
-    .bind(viewer.operator)
+    .bind(viewer.visible())
     .bind(&filters.rule)
     .bind(&filters.severity)
     .bind(&filters.repo)

@@ -181,7 +181,10 @@ impl TestDb {
             listen: "127.0.0.1:0".parse().unwrap(),
             max_connections: 8,
             feature_label_prefix: verdict::projections::features::DEFAULT_LABEL_PREFIX.into(),
-            admin_token: Some(ADMIN_TOKEN.into()),
+            access: verdict::web::access::AccessConfig {
+                admin_token: Some(ADMIN_TOKEN.into()),
+                ..Default::default()
+            },
             signer: signer.clone(),
             build_tree: true,
             judge,
