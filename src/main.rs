@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Receive GitHub webhooks and append them to the log.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations, then exit.
     Migrate(DbArgs),
     /// Recompute every hash of one log or all logs and print their heads.
@@ -342,7 +342,7 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Migrate(args) => {
             let db = open_db(&args, db::Migrations::Apply).await?;
             println!("migrations applied to {}", db::redact(&db.url));
