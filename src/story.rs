@@ -20,6 +20,11 @@ pub const REPO: &str = "acme/storefront";
 pub const FEATURE_KEY: &str = "issue-41";
 pub const FEATURE_TITLE: &str = "One-click checkout";
 
+/// The private repository of the same account, where a second feature happens.
+pub const PRIVATE_REPO: &str = "acme/billing";
+/// Its feature's title.
+pub const PRIVATE_FEATURE_TITLE: &str = "Card vault";
+
 /// One webhook delivery, ready to sign and send.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -260,6 +265,45 @@ impl Story {
         set(&mut v, "/comment/updated_at", t(at));
         self.push("issue_comment", v);
     }
+}
+
+/// The same story in the private repository [`PRIVATE_REPO`], with titles of its own: a
+/// feature only people who can read that repository on GitHub may see.
+pub fn private_story(run: &str) -> Vec<Delivery> {
+    feature_story(run)
+        .into_iter()
+        .map(|mut d| {
+            let mut v: Value = serde_json::from_slice(&d.body).expect("the story is JSON");
+            let (_, name) = PRIVATE_REPO.split_once('/').expect("owner/name");
+            set(&mut v, "/repository/full_name", json!(PRIVATE_REPO));
+            set(&mut v, "/repository/name", json!(name));
+            set(&mut v, "/repository/private", json!(true));
+            set(
+                &mut v,
+                "/repository/html_url",
+                json!(format!("https://github.com/{PRIVATE_REPO}")),
+            );
+            for title in ["/issue/title", "/pull_request/title"] {
+                if let Some(Value::String(t)) = v.pointer_mut(title) {
+                    *t = t
+                        .replace(FEATURE_TITLE, PRIVATE_FEATURE_TITLE)
+                        .replace("Checkout:", "Vault:");
+                }
+            }
+            for url in [
+                "/pull_request/html_url",
+                "/issue/html_url",
+                "/pull_request/body",
+            ] {
+                if let Some(Value::String(u)) = v.pointer_mut(url) {
+                    *u = u.replace(REPO, PRIVATE_REPO);
+                }
+            }
+            d.body = serde_json::to_vec(&v).expect("JSON serializes");
+            d.delivery_id = format!("private-{}", d.delivery_id);
+            d
+        })
+        .collect()
 }
 
 /// The story's deliveries in the order GitHub sends them. `run` names the delivery ids; the

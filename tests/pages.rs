@@ -421,25 +421,10 @@ async fn unknown_things_are_404_and_malformed_parameters_400_with_the_reason() {
     server.shutdown().await;
 }
 
-/// The story again, in a private repository `acme/secret`.
-fn private_story() -> Vec<verdict::story::Delivery> {
-    verdict::story::feature_story("private")
-        .into_iter()
-        .map(|mut d| {
-            let mut v: Value = serde_json::from_slice(&d.body).unwrap();
-            v["repository"]["full_name"] = json!("acme/secret");
-            v["repository"]["name"] = json!("secret");
-            v["repository"]["private"] = json!(true);
-            d.body = serde_json::to_vec(&v).unwrap();
-            d
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn private_repositories_are_shown_to_the_operator_only() {
     let (db, server) = story_server().await;
-    for d in private_story() {
+    for d in verdict::story::private_story("private") {
         assert!(
             server
                 .deliver(d.event, &d.delivery_id, &d.body)
@@ -451,9 +436,9 @@ async fn private_repositories_are_shown_to_the_operator_only() {
     project_all(&db.app_pool().await).await;
     // Entry 17 is the private story's first delivery.
     let private_paths = [
-        "/acme/secret",
-        "/acme/secret/pull/42",
-        "/acme/secret/features/issue-41",
+        "/acme/billing",
+        "/acme/billing/pull/42",
+        "/acme/billing/features/issue-41",
         "/records/acme/17",
     ];
     for path in private_paths {
@@ -479,9 +464,9 @@ async fn private_repositories_are_shown_to_the_operator_only() {
         assert!(body.contains("wrong operator token"));
     }
     let (_, page) = html(&server, "/", None).await;
-    assert!(!page.contains("acme/secret"));
+    assert!(!page.contains("acme/billing"));
     let (_, page) = html(&server, "/", Some(ADMIN_TOKEN)).await;
-    assert!(page.contains("acme/secret"));
+    assert!(page.contains("acme/billing"));
 
     // The cookie form: a wrong token is refused, the right one sets a cookie that works.
     let no_redirect = reqwest::Client::builder()
@@ -512,14 +497,14 @@ async fn private_repositories_are_shown_to_the_operator_only() {
     );
     let pair = cookie.split(';').next().unwrap().to_string();
     let with_cookie = no_redirect
-        .get(format!("{}/acme/secret/features/issue-41", server.base))
+        .get(format!("{}/acme/billing/features/issue-41", server.base))
         .header("cookie", &pair)
         .send()
         .await
         .unwrap();
     assert_eq!(with_cookie.status(), 200);
     let forged = no_redirect
-        .get(format!("{}/acme/secret", server.base))
+        .get(format!("{}/acme/billing", server.base))
         .header("cookie", "verdict_operator=00")
         .send()
         .await

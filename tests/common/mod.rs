@@ -2,6 +2,8 @@
 //! real verdict server on a free port, fed signed deliveries over HTTP.
 #![allow(dead_code)]
 
+pub mod github;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -52,6 +54,30 @@ fn template_name() -> String {
         h.update(&m.checksum);
     }
     format!("verdict_tmpl_{}", &hex::encode(h.finalize())[..16])
+}
+
+/// How a test server is set up.
+pub struct ServerOptions {
+    pub secrets: Vec<String>,
+    pub judge: bool,
+    pub feedback: verdict::feedback::FeedbackConfig,
+    pub limits: verdict::web::serving::Limits,
+    pub access: verdict::web::access::AccessConfig,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            secrets: vec![SECRET.to_string()],
+            judge: false,
+            feedback: Default::default(),
+            limits: Default::default(),
+            access: verdict::web::access::AccessConfig {
+                admin_token: Some(ADMIN_TOKEN.into()),
+                ..Default::default()
+            },
+        }
+    }
 }
 
 /// A fresh, migrated database, dropped when the value is dropped.
@@ -172,24 +198,49 @@ impl TestDb {
         feedback: verdict::feedback::FeedbackConfig,
         limits: verdict::web::serving::Limits,
     ) -> TestServer {
-        let signer = std::sync::Arc::new(
-            verdict::log::checkpoint::CheckpointSigner::generate("verdict.test").unwrap(),
-        );
-        let running = server::start(ServerConfig {
-            database_url: self.url.clone(),
-            secrets: WebhookSecrets::from_list(secrets),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            max_connections: 8,
-            feature_label_prefix: verdict::projections::features::DEFAULT_LABEL_PREFIX.into(),
-            access: verdict::web::access::AccessConfig {
-                admin_token: Some(ADMIN_TOKEN.into()),
-                ..Default::default()
-            },
-            signer: signer.clone(),
-            build_tree: true,
+        self.start(ServerOptions {
+            secrets: secrets.iter().map(|s| s.to_string()).collect(),
             judge,
             feedback,
             limits,
+            ..ServerOptions::default()
+        })
+        .await
+    }
+
+    /// Starts a server whose viewers sign in through `access` (the admin token stays
+    /// [`ADMIN_TOKEN`] unless `access` says otherwise).
+    pub async fn server_with_access(
+        &self,
+        judge: bool,
+        access: verdict::web::access::AccessConfig,
+    ) -> TestServer {
+        self.start(ServerOptions {
+            judge,
+            access,
+            ..ServerOptions::default()
+        })
+        .await
+    }
+
+    /// Starts a verdict server on this database.
+    pub async fn start(&self, o: ServerOptions) -> TestServer {
+        let signer = std::sync::Arc::new(
+            verdict::log::checkpoint::CheckpointSigner::generate("verdict.test").unwrap(),
+        );
+        let secrets: Vec<&str> = o.secrets.iter().map(String::as_str).collect();
+        let running = server::start(ServerConfig {
+            database_url: self.url.clone(),
+            secrets: WebhookSecrets::from_list(&secrets),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            max_connections: 8,
+            feature_label_prefix: verdict::projections::features::DEFAULT_LABEL_PREFIX.into(),
+            access: o.access,
+            signer: signer.clone(),
+            build_tree: true,
+            judge: o.judge,
+            feedback: o.feedback,
+            limits: o.limits,
         })
         .await
         .expect("server starts");
@@ -433,4 +484,166 @@ pub async fn project_all(pool: &PgPool) {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     panic!("the projections did not catch up with the log within 5 s");
+}
+
+/// A browser for a test server: keeps its cookies, follows no redirects (tests look at them),
+/// and sends forms from verdict's own origin as a browser would.
+pub struct Browser {
+    pub base: String,
+    client: reqwest::Client,
+    cookies: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
+    /// The last GitHub authorization URL a sign-in was sent to.
+    pub last_authorize: std::sync::Mutex<Option<url::Url>>,
+}
+
+impl Browser {
+    pub fn new(server: &TestServer) -> Browser {
+        Browser {
+            base: server.base.clone(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: Default::default(),
+            last_authorize: Default::default(),
+        }
+    }
+
+    /// Posts JSON with the session's CSRF token in `X-CSRF-Token`, as a script in verdict's
+    /// page would.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        csrf: Option<&str>,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        let mut r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .json(body);
+        if let Some(t) = csrf {
+            r = r.header("x-csrf-token", t);
+        }
+        let r = r.send().await.unwrap();
+        self.keep(&r);
+        r
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&self, response: &reqwest::Response) {
+        for c in response.headers().get_all("set-cookie") {
+            let c = c.to_str().unwrap();
+            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            let mut jar = self.cookies.lock().unwrap();
+            if v.is_empty() || attrs.contains("Max-Age=0") {
+                jar.remove(k);
+            } else {
+                jar.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies.lock().unwrap().get(name).cloned()
+    }
+
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        self.cookies
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), value.to_string());
+    }
+
+    pub fn forget_cookies(&self) {
+        self.cookies.lock().unwrap().clear();
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(&r);
+        r
+    }
+
+    /// Posts a form as verdict's own page would (its Origin), with `pairs` as the fields.
+    pub async fn post_form(&self, path: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .header("origin", &self.base)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        self.keep(&r);
+        r
+    }
+
+    /// The CSRF token the page at `path` puts in its forms.
+    pub async fn csrf(&self, path: &str) -> String {
+        let page = self.get(path).await.text().await.unwrap();
+        let at = page
+            .find("name=\"csrf\" value=\"")
+            .expect("the page has a form with a CSRF token");
+        let rest = &page[at + "name=\"csrf\" value=\"".len()..];
+        rest[..rest.find('"').unwrap()].to_string()
+    }
+
+    /// Starts signing in (`/login?next=`), lets GitHub authorize `person`, and comes back to
+    /// the callback; returns the callback's answer.
+    pub async fn sign_in(
+        &self,
+        github: &github::FakeGitHub,
+        person: &github::Person,
+        next: &str,
+    ) -> reqwest::Response {
+        let code = person.code();
+        self.sign_in_with(github, next, &[("code", code.as_str())])
+            .await
+    }
+
+    /// Like [`Browser::sign_in`], with GitHub sending `answer` back (a code, or an error).
+    pub async fn sign_in_with(
+        &self,
+        github: &github::FakeGitHub,
+        next: &str,
+        answer: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let next: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        let start = self.get(&format!("/login?next={next}")).await;
+        assert_eq!(start.status(), 303, "/login redirects to GitHub");
+        let to = url::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+        assert!(to.as_str().starts_with(&github.uri()), "{to}");
+        assert_eq!(to.path(), "/login/oauth/authorize");
+        let q: std::collections::HashMap<String, String> = to.query_pairs().into_owned().collect();
+        let state = q["state"].clone();
+        *self.last_authorize.lock().unwrap() = Some(to.clone());
+        let mut back: Vec<(&str, &str)> = answer.to_vec();
+        back.push(("state", &state));
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(back)
+            .finish();
+        self.get(&format!("/login/callback?{query}")).await
+    }
 }
