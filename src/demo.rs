@@ -9,11 +9,13 @@ use crate::demo_sink::AlertSink;
 use verdict::db;
 use verdict::feedback::FeedbackConfig;
 use verdict::feedback::alerts::parse_target;
+use verdict::github::stand_in::{StandIn, demo_people};
 use verdict::intake::WebhookSecrets;
 use verdict::intake::signature::sign;
 use verdict::log::verify::verify_log;
 use verdict::server::{self, ServerConfig};
 use verdict::story;
+use verdict::web::access::AccessConfig;
 
 /// repo, PR, kind, actor, time: one line of the demo's decision listing.
 type DecisionLine = (
@@ -52,13 +54,22 @@ pub async fn run(
         alert_secret: Some(DEMO_ALERT_SECRET.into()),
         ..Default::default()
     };
+    // Sign-in goes to a stand-in for GitHub with two people, so the access model can be tried.
+    let github = StandIn::start("127.0.0.1:0".parse()?, demo_people()).await?;
+    println!(
+        "sign-in goes to a local stand-in for GitHub at {}",
+        github.url
+    );
     let running = server::start(ServerConfig {
         database_url: database.url.clone(),
         secrets: WebhookSecrets::from_list(&[DEMO_SECRET]),
         listen,
         max_connections: 4,
         feature_label_prefix: verdict::projections::features::DEFAULT_LABEL_PREFIX.into(),
-        access: Default::default(),
+        access: AccessConfig {
+            sign_in: Some(github.sign_in_config()),
+            ..Default::default()
+        },
         signer: std::sync::Arc::new(signer),
         build_tree: true,
         judge: true,
@@ -72,8 +83,15 @@ pub async fn run(
     let client = reqwest::Client::new();
     // Fixed delivery ids: replaying the story again is a redelivery GitHub-style, so a second
     // run adds nothing and the pages stay the same.
-    println!("\nreplaying the feature story through POST /webhooks/github:");
-    for delivery in story::feature_story("demo") {
+    println!(
+        "\nreplaying the feature story ({}) and a private one ({}) through POST /webhooks/github:",
+        story::REPO,
+        story::PRIVATE_REPO
+    );
+    for delivery in story::feature_story("demo")
+        .into_iter()
+        .chain(story::private_story("demo"))
+    {
         let response = client
             .post(format!("{base}/webhooks/github"))
             .header("X-GitHub-Event", delivery.event)
@@ -172,6 +190,20 @@ pub async fn run(
         story::FEATURE_KEY
     );
     println!("all accounts and repositories: {base}/");
+    println!(
+        "\nwho sees what: {} is private. Anonymous visitors see {} only; open {base}/ and click \
+         \"Sign in with GitHub\": the demo's stand-in for GitHub lets you choose",
+        story::PRIVATE_REPO,
+        story::REPO
+    );
+    for p in demo_people() {
+        println!("  @{:<10} {}", p.login, p.about);
+    }
+    println!(
+        "the private feature, for those who may read it: {base}/{}/features/{}",
+        story::PRIVATE_REPO,
+        story::FEATURE_KEY
+    );
 
     // The tree builder signs a checkpoint within a moment of the last entry.
     let mut checkpoint = None;

@@ -123,3 +123,215 @@ async fn the_demo_feature_page_shows_its_decisions_in_order_in_a_real_browser() 
     eprintln!("screenshot: {}", shot.display());
     server.shutdown().await;
 }
+
+/// A chromedriver process on a free port, stopped when dropped.
+struct Driver {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn chromedriver() -> Driver {
+    let binary = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "the sign-in browser test clicks through pages with WebDriver: install Debian's \
+                 chromium-driver package (as .ci/run does)"
+            )
+        });
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(binary)
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    Driver { child, port }
+}
+
+/// A headless Chromium session driven over WebDriver (clicks, like a person).
+async fn browser(driver: &Driver, profile: &std::path::Path) -> fantoccini::Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium(),
+            "args": ["--headless", "--no-sandbox", "--disable-gpu",
+                     "--disable-background-networking", "--no-first-run",
+                     "--disable-dev-shm-usage", "--window-size=1280,1600",
+                     format!("--user-data-dir={}", profile.display())],
+        }),
+    );
+    for _ in 0..100 {
+        match fantoccini::ClientBuilder::new(
+            hyper_util::client::legacy::connect::HttpConnector::new(),
+        )
+        .capabilities(caps.clone())
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        {
+            Ok(client) => return client,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+    panic!("chromedriver did not answer");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_signs_in_by_clicking_and_sees_the_private_feature() {
+    use fantoccini::Locator;
+    use verdict::github::stand_in::{StandIn, demo_people};
+    let github = StandIn::start("127.0.0.1:0".parse().unwrap(), demo_people())
+        .await
+        .unwrap();
+    let db = TestDb::new().await;
+    let server = db
+        .server_with_access(
+            false,
+            verdict::web::access::AccessConfig {
+                sign_in: Some(github.sign_in_config()),
+                ..Default::default()
+            },
+        )
+        .await;
+    server.deliver_story().await;
+    for d in story::private_story("browser") {
+        assert!(
+            server
+                .deliver(d.event, &d.delivery_id, &d.body)
+                .await
+                .status()
+                .is_success()
+        );
+    }
+    project_all(&db.app_pool().await).await;
+    let feature = format!(
+        "{}/{}/features/{}",
+        server.base,
+        story::PRIVATE_REPO,
+        story::FEATURE_KEY
+    );
+    let driver = chromedriver();
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+
+    // Anonymous: the private feature is not there, and signing in is offered.
+    c.goto(&feature).await.unwrap();
+    let body = c
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains("sign in with GitHub to see private repositories"),
+        "{body}"
+    );
+    // Click "Sign in with GitHub", then, on the stand-in for GitHub, choose maria-pm.
+    c.find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Id("as-maria-pm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // Back on verdict, on the page where signing in started, now visible.
+    c.wait()
+        .for_element(Locator::Id("signed-in"))
+        .await
+        .unwrap();
+    assert_eq!(c.current_url().await.unwrap().as_str(), feature);
+    let title = c.title().await.unwrap();
+    assert!(title.contains(story::PRIVATE_FEATURE_TITLE), "{title}");
+    let who = c
+        .find(Locator::Id("signed-in"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(who, "@maria-pm");
+    let kinds = c.find_all(Locator::Css("li[data-kind]")).await.unwrap();
+    assert_eq!(kinds.len(), STORY_ORDER.len(), "the whole private timeline");
+
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let png = c.screenshot().await.unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let shot = shots.join("signed-in-private-feature.png");
+    std::fs::write(&shot, &png).unwrap();
+    eprintln!("screenshot: {}", shot.display());
+
+    // Sign out: the feature is gone again.
+    c.find(Locator::Css("form[action='/logout'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Id("sign-in")).await.unwrap();
+    c.goto(&feature).await.unwrap();
+    let body = c
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("Not found"), "{body}");
+
+    // dev-kai cannot read the private repository on GitHub: signed in, still not found.
+    c.find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Id("as-dev-kai"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Id("signed-in"))
+        .await
+        .unwrap();
+    let body = c
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains("Not found") && !body.contains(story::PRIVATE_FEATURE_TITLE),
+        "{body}"
+    );
+    c.close().await.unwrap();
+    server.shutdown().await;
+}

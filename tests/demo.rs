@@ -28,9 +28,9 @@ fn run_demo(url: &str) -> String {
 async fn the_demo_replays_the_story_and_prints_the_feature_page() {
     let db = TestDb::new().await;
     let first = run_demo(&db.url);
-    assert_eq!(first.matches("-> 201 Created").count(), 17, "{first}");
-    // 17 deliveries and the 3 findings the judge appended.
-    assert!(first.contains("ok log acme size 20 head 20:"), "{first}");
+    // The public story and the private one: 17 deliveries each, and 3 findings each.
+    assert_eq!(first.matches("-> 201 Created").count(), 34, "{first}");
+    assert!(first.contains("ok log acme size 40 head 40:"), "{first}");
     for rule in [
         "merged-with-changes-requested",
         "stale-approval",
@@ -56,6 +56,15 @@ async fn the_demo_replays_the_story_and_prints_the_feature_page() {
         })
         .unwrap_or_else(|| panic!("no feature page address in:\n{first}"));
     assert!(feature_url.trim().starts_with("http://127.0.0.1:"));
+    // It says how to try the access model: the stand-in's two people, one of whom may read
+    // the private repository.
+    assert!(first.contains("Sign in with GitHub"), "{first}");
+    assert!(
+        first.contains("@maria-pm")
+            && first.contains("@dev-kai")
+            && first.contains("acme/billing/features/issue-41"),
+        "{first}"
+    );
     // Each finding reached the demo's local alert receiver, signed with the alert secret.
     let alerts: Vec<&str> = first
         .lines()
@@ -63,7 +72,12 @@ async fn the_demo_replays_the_story_and_prints_the_feature_page() {
         .skip(1)
         .take_while(|l| l.starts_with("  "))
         .collect();
-    assert_eq!(alerts.len(), 3, "{first}");
+    assert_eq!(alerts.len(), 6, "{first}");
+    assert_eq!(
+        alerts.iter().filter(|l| l.contains("acme/billing")).count(),
+        3,
+        "{first}"
+    );
     for rule in [
         "merged-with-changes-requested",
         "stale-approval",
@@ -80,8 +94,8 @@ async fn the_demo_replays_the_story_and_prints_the_feature_page() {
     // A second run is a redelivery of the same story: acknowledged, nothing appended, and the
     // judge finds nothing new.
     let second = run_demo(&db.url);
-    assert_eq!(second.matches("-> 200 OK").count(), 17, "{second}");
-    assert!(second.contains("ok log acme size 20 head 20:"), "{second}");
+    assert_eq!(second.matches("-> 200 OK").count(), 34, "{second}");
+    assert!(second.contains("ok log acme size 40 head 40:"), "{second}");
     assert!(
         second.contains("none new: these findings were alerted on an earlier run"),
         "{second}"

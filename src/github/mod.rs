@@ -4,3 +4,4 @@
 pub mod names;
 pub mod pages;
 pub mod sign_in;
+pub mod stand_in;
