@@ -115,22 +115,28 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         source,
     })?;
     let feedback = &config.feedback;
-    let github = match &feedback.github {
+    // The GitHub App, as a client: write-back, catch-up and backfill share it (and its cap on
+    // requests in flight).
+    let github_app = match &feedback.github {
         Some(app) => {
             tracing::info!(app_id = app.app_id, api = %app.api_url, mode = ?feedback.write_back,
-                "write-back to GitHub is on");
-            Some(std::sync::Arc::new(
-                crate::feedback::github::GitHubWriter::new(app)?,
-            ))
+                "GitHub App credentials set: write-back, catch-up and backfill are on");
+            Some(std::sync::Arc::new(crate::github::app::GitHubApp::new(
+                app,
+            )?))
         }
         None => {
             tracing::info!(
-                "write-back to GitHub is off: set GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY_FILE \
-                 to post check runs on merged PRs and answer /decision commands"
+                "write-back, catch-up and backfill are off: set GITHUB_APP_ID and \
+                 GITHUB_APP_PRIVATE_KEY_FILE to post check runs on merged PRs, answer /decision \
+                 commands, recover missed deliveries and read history"
             );
             None
         }
     };
+    let github = github_app
+        .clone()
+        .map(|app| std::sync::Arc::new(crate::feedback::github::GitHubWriter::new(app)));
     if !feedback.alerts.is_empty() && feedback.alert_secret.is_none() {
         tracing::warn!(
             "alerts are sent unsigned: set VERDICT_ALERT_SECRET so receivers can verify them"

@@ -1,38 +1,18 @@
-//! Write-back into GitHub as the GitHub App (app id + private key → JWT → installation
-//! token, through octocrab): a check run (or a comment) on each merged or closed PR linking
+//! Write-back into GitHub as the GitHub App (through `crate::github::app`, as the
+//! installation the PR's deliveries came through): a check run (or a comment) on each merged or closed PR linking
 //! to its decision records and findings, and answers to `/decision` commands. Messages come
 //! from the outbox, one at a time; a retry first looks whether an earlier attempt got through,
 //! so nothing is posted twice.
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Arc;
 
+use axum::http::Method;
 use chrono::{DateTime, Utc};
-use octocrab::Octocrab;
-use octocrab::models::{AppId, InstallationId};
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
 
 use super::outbox::{Attempt, Claimed, classify};
-
-/// The GitHub App's credentials and the API it talks to.
-#[derive(Clone)]
-pub struct GitHubAppConfig {
-    pub app_id: u64,
-    /// The App's private key (PEM, as GitHub hands it out).
-    pub private_key_pem: Vec<u8>,
-    /// `https://api.github.com`, or a GitHub Enterprise Server's or a test's mock.
-    pub api_url: String,
-}
-
-impl std::fmt::Debug for GitHubAppConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GitHubAppConfig")
-            .field("app_id", &self.app_id)
-            .field("api_url", &self.api_url)
-            .finish_non_exhaustive()
-    }
-}
+use crate::github::app::{ApiError, As, GitHubApp};
+pub use crate::github::app::{GitHubAppConfig, GitHubError};
 
 /// How a closed PR hears from verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -60,89 +40,40 @@ impl std::str::FromStr for WriteBackMode {
 /// The name of verdict's check runs.
 pub const CHECK_NAME: &str = "verdict";
 
-#[derive(Debug, thiserror::Error)]
-pub enum GitHubError {
-    #[error(
-        "the GitHub App private key is not an RSA key in PEM form ({0}); download a new one from the App's settings page"
-    )]
-    Key(String),
-    #[error("cannot set up the GitHub client for {url}: {reason}")]
-    Client { url: String, reason: String },
-}
-
-/// Sends GitHub messages from the outbox as the App's installations.
+/// Sends GitHub messages from the outbox as the App's installations, one attempt at a time
+/// (the outbox records each and decides when to retry).
 pub struct GitHubWriter {
-    app: Octocrab,
-    installations: Mutex<HashMap<u64, Octocrab>>,
+    app: Arc<GitHubApp>,
 }
 
 impl GitHubWriter {
-    pub fn new(config: &GitHubAppConfig) -> Result<GitHubWriter, GitHubError> {
-        let key = octocrab::EncodingKey::from_rsa_pem(&config.private_key_pem)
-            .map_err(|e| GitHubError::Key(e.to_string()))?;
-        let client = |reason: String| GitHubError::Client {
-            url: config.api_url.clone(),
-            reason,
-        };
-        let app = Octocrab::builder()
-            .base_uri(config.api_url.as_str())
-            .map_err(|e| client(e.to_string()))?
-            .set_connect_timeout(Some(Duration::from_secs(10)))
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .app(AppId(config.app_id), key)
-            .build()
-            .map_err(|e| client(e.to_string()))?;
-        Ok(GitHubWriter {
-            app,
-            installations: Mutex::new(HashMap::new()),
-        })
+    pub fn new(app: Arc<GitHubApp>) -> GitHubWriter {
+        GitHubWriter { app }
     }
 
-    /// An installation's client (octocrab caches and renews its token).
-    async fn installation(&self, message: &Claimed) -> Result<Octocrab, Attempt> {
-        let id = match message.route.get("installation_id").and_then(Value::as_u64) {
-            Some(id) => id,
-            // A delivery without `installation` (a repository webhook): ask GitHub.
-            None => self.repository_installation(&message.repo).await?,
-        };
-        let mut cache = self.installations.lock().await;
-        if let Some(client) = cache.get(&id) {
-            return Ok(client.clone());
+    /// The installation a message goes through: the one its delivery came through, or (a
+    /// repository webhook without `installation`) the App's installation on the repository.
+    async fn installation(&self, message: &Claimed) -> Result<u64, Attempt> {
+        if let Some(id) = message.route.get("installation_id").and_then(Value::as_u64) {
+            return Ok(id);
         }
-        let client = self
-            .app
-            .installation(InstallationId(id))
-            .map_err(|e| retry(format!("installation {id}: {e}")))?;
-        cache.insert(id, client.clone());
-        Ok(client)
-    }
-
-    async fn repository_installation(&self, repo: &str) -> Result<u64, Attempt> {
-        let (owner, name) = repo.split_once('/').unwrap_or((repo, ""));
-        match self
-            .app
-            .apps()
-            .get_repository_installation(owner, name)
+        self.app
+            .repository_installation(&message.repo)
             .await
-        {
-            Ok(installation) => Ok(installation.id.0),
-            Err(e) => Err(Attempt::Refused {
+            .map_err(|e| Attempt::Refused {
                 status: None,
-                error: format!(
-                    "the GitHub App is not installed on {repo} ({e}); install it there to get write-back"
-                ),
-            }),
-        }
+                error: format!("{e}; install the GitHub App there to get write-back"),
+            })
     }
 
     /// One attempt to send `message`.
     pub async fn send(&self, message: &Claimed) -> Attempt {
-        let client = match self.installation(message).await {
-            Ok(client) => client,
+        let installation = match self.installation(message).await {
+            Ok(id) => As::Installation(id),
             Err(attempt) => return attempt,
         };
         if message.attempts > 0
-            && let Some(location) = self.already_posted(&client, message).await
+            && let Some(location) = self.already_posted(installation, message).await
         {
             return Attempt::Delivered {
                 status: 200,
@@ -158,21 +89,30 @@ impl GitHubWriter {
                 };
             }
         };
-        let response = match client._post(message.target.as_str(), Some(&body)).await {
-            Ok(response) => response,
-            Err(e) => return retry(format!("GitHub could not be reached: {e}")),
+        let answer = match self
+            .app
+            .request(installation, Method::POST, &message.target, Some(&body))
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e @ ApiError::Unreachable { .. }) => {
+                return retry(format!("GitHub could not be reached: {e}"));
+            }
+            Err(e) => return retry(e.to_string()),
         };
-        let status = response.status().as_u16();
-        let after = rate_limit_wait(response.headers());
-        let text = client.body_to_string(response).await.unwrap_or_default();
-        if (status == 403 || status == 429) && after.is_some() {
+        let after = answer.rate_limit_wait();
+        let text = String::from_utf8_lossy(&answer.body).to_string();
+        if answer.is_rate_limited() {
             return Attempt::Retry {
-                status: Some(status),
-                error: format!("GitHub rate limit (HTTP {status}); waiting until it resets"),
+                status: Some(answer.status),
+                error: format!(
+                    "GitHub rate limit (HTTP {}); waiting until it resets",
+                    answer.status
+                ),
                 after,
             };
         }
-        match classify(status, &text, after) {
+        match classify(answer.status, &text, after) {
             Attempt::Delivered { status, .. } => Attempt::Delivered {
                 status,
                 location: html_url(&text),
@@ -182,7 +122,7 @@ impl GitHubWriter {
     }
 
     /// Whether an earlier attempt of `message` reached GitHub after all (its answer lost).
-    async fn already_posted(&self, client: &Octocrab, message: &Claimed) -> Option<String> {
+    async fn already_posted(&self, installation: As, message: &Claimed) -> Option<String> {
         let lookup = match message.purpose.as_str() {
             "check-run" => format!(
                 "/repos/{}/commits/{}/check-runs?check_name={CHECK_NAME}&per_page=100",
@@ -196,12 +136,13 @@ impl GitHubWriter {
                 (message.created_at - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ")
             ),
         };
-        let response = client._get(lookup.as_str()).await.ok()?;
-        if !response.status().is_success() {
-            return None;
-        }
-        let listed: Value =
-            serde_json::from_str(&client.body_to_string(response).await.ok()?).ok()?;
+        let answer = self
+            .app
+            .request(installation, Method::GET, &lookup, None)
+            .await
+            .ok()
+            .filter(|a| a.is_success())?;
+        let listed: Value = answer.json().ok()?;
         let marker = marker(&message.dedupe_key);
         let items = listed
             .get("check_runs")
@@ -235,22 +176,6 @@ fn html_url(body: &str) -> Option<String> {
         .get("html_url")?
         .as_str()
         .map(String::from)
-}
-
-/// How long GitHub asks us to wait: `Retry-After` (secondary limits), or until
-/// `X-RateLimit-Reset` when `X-RateLimit-Remaining` is 0.
-fn rate_limit_wait(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    if let Some(wait) = super::alerts::retry_after(headers) {
-        return Some(wait);
-    }
-    let header = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<i64>().ok();
-    if header("x-ratelimit-remaining")? != 0 {
-        return None;
-    }
-    let reset = header("x-ratelimit-reset")?;
-    Some(Duration::from_secs(
-        (reset - Utc::now().timestamp()).clamp(1, 3600) as u64,
-    ))
 }
 
 /// The hidden line that makes a comment recognisable as a given outbox message.
