@@ -177,6 +177,7 @@ async fn run() {
         judge: true,
         feedback: Default::default(),
         limits: Default::default(),
+        catch_up: None,
     })
     .await
     .unwrap();

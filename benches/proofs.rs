@@ -181,6 +181,7 @@ async fn run() {
         signer: signer.clone(),
         feedback: Default::default(),
         limits: Default::default(),
+        catch_up: None,
     })
     .await
     .unwrap();

@@ -75,6 +75,7 @@ pub async fn run(
         judge: true,
         feedback,
         limits: Default::default(),
+        catch_up: None,
     })
     .await?;
     let base = format!("http://{}", running.addr);

@@ -49,6 +49,17 @@ enum Command {
     VerifyProof(audit_cli::VerifyProofArgs),
     /// Prove that a server's current checkpoint extends one saved earlier (as a witness does).
     Monitor(audit_cli::MonitorArgs),
+    /// Reconcile GitHub's list of the App's deliveries with the log now, and ask GitHub to
+    /// send again the ones the log lacks.
+    CatchUp(CatchUpArgs),
+}
+
+#[derive(Args)]
+struct CatchUpArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(flatten)]
+    feedback: FeedbackArgs,
 }
 
 #[derive(Args, Clone)]
@@ -101,6 +112,11 @@ struct ServeArgs {
     #[arg(long, env = "VERDICT_HEADER_TIMEOUT", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=300))]
     header_timeout: u64,
+    /// Seconds between two reconciliations of GitHub's list of deliveries with the log
+    /// (needs the App's credentials); 0: only `verdict catch-up`.
+    #[arg(long, env = "VERDICT_CATCH_UP_INTERVAL", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    catch_up_interval: u64,
     /// Seconds a client has to send a webhook's whole body (GitHub gives up after 10).
     #[arg(long, env = "VERDICT_BODY_TIMEOUT", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=300))]
@@ -350,6 +366,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(args) => verify(args).await,
+        Command::CatchUp(args) => catch_up(args).await,
         Command::Keygen(args) => audit_cli::keygen(args),
         Command::Export(args) => audit_cli::export(args).await,
         Command::VerifyBundle(args) => audit_cli::verify_bundle(args),
@@ -474,6 +491,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             max_connections: args.max_connections as usize,
             ..Default::default()
         },
+        catch_up: (args.catch_up_interval > 0)
+            .then(|| std::time::Duration::from_secs(args.catch_up_interval)),
     })
     .await?;
     tracing::info!(
@@ -503,6 +522,52 @@ fn return_large_buffers_to_the_system() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
+}
+
+async fn catch_up(args: CatchUpArgs) -> anyhow::Result<ExitCode> {
+    let config = args.feedback.config()?;
+    let app = config.github.as_ref().context(
+        "catch-up asks GitHub as the App: set GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY_FILE",
+    )?;
+    let app = std::sync::Arc::new(verdict::github::app::GitHubApp::new(app)?);
+    let db = open_db(&args.db, db::Migrations::Apply).await?;
+    let pool = db::app_pool(&db.url, 2).await?;
+    let catch_up = verdict::intake::catch_up::CatchUp::new(
+        pool.clone(),
+        app,
+        verdict::log::Sequencer::new(pool),
+    );
+    let Some(report) = catch_up.run_once().await? else {
+        println!("another verdict is reconciling right now; nothing done");
+        stop_cluster(&db);
+        return Ok(ExitCode::SUCCESS);
+    };
+    if let Some(w) = report.window {
+        println!("checked deliveries from {} to {}", w.from, w.to);
+    }
+    println!(
+        "GitHub listed {} deliveries; {} already in the log; asked GitHub to send {} again{}",
+        report.listed,
+        report.already_logged,
+        report.requested.len(),
+        if report.failed.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} requests refused: {})",
+                report.failed.len(),
+                report.failed.join(", ")
+            )
+        }
+    );
+    if let Some(g) = report.gap {
+        println!(
+            "coverage gap: GitHub no longer lists deliveries from {} to {}; recorded in the log",
+            g.from, g.to
+        );
+    }
+    stop_cluster(&db);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

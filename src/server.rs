@@ -29,6 +29,9 @@ pub struct ServerConfig {
     pub feedback: crate::feedback::FeedbackConfig,
     /// What one client may hold, and for how long.
     pub limits: crate::web::serving::Limits,
+    /// How often to reconcile GitHub's list of deliveries with the log (needs the App's
+    /// credentials); `None`: never in the background.
+    pub catch_up: Option<std::time::Duration>,
 }
 
 /// A bound, running server.
@@ -154,7 +157,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     });
     // The accountability rules judge what the projector derived, and append their findings.
     let judge = config.judge.then(|| {
-        crate::feedback::judge::Judge::new(bg_pool.clone(), sequencer, outputs.clone())
+        crate::feedback::judge::Judge::new(bg_pool.clone(), sequencer.clone(), outputs.clone())
             .with_rules(std::sync::Arc::new(feedback.rules.clone()))
             .yielding_to_intake()
             .spawn()
@@ -195,6 +198,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         access,
         &outputs.public_url,
     ));
+    // Missed deliveries are recovered in the background too.
+    let catch_up = match (&github_app, config.catch_up) {
+        (Some(app), Some(every)) => Some(
+            crate::intake::catch_up::CatchUp::new(bg_pool.clone(), app.clone(), sequencer.clone())
+                .spawn(every),
+        ),
+        _ => None,
+    };
     // The Merkle tree and checkpoints follow the log in the background too.
     let tree = config.build_tree.then(|| {
         crate::log::tree::TreeBuilder::new(bg_pool, config.signer.clone())
@@ -217,6 +228,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         }
         if let Some(tree) = tree {
             tree.abort();
+        }
+        if let Some(catch_up) = catch_up {
+            catch_up.abort();
         }
         drop(background);
         served

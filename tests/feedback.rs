@@ -20,10 +20,6 @@ const INSTALLATION: u64 = 4242;
 const TOKEN: &str = "ghs_16C7e42F292c6912E7710c838347Ae178B4a";
 const ALERT_SECRET: &str = "alert-secret";
 
-fn app_key() -> Vec<u8> {
-    local_fixture("github-app/test-app-key.pem")
-}
-
 fn fast_retries() -> RetryPolicy {
     RetryPolicy {
         first_delay: Duration::from_millis(200),
@@ -39,7 +35,7 @@ fn feedback(github: Option<&MockServer>, alerts: &[String], mode: WriteBackMode)
         alert_secret: Some(ALERT_SECRET.into()),
         github: github.map(|mock| GitHubAppConfig {
             app_id: APP_ID,
-            private_key_pem: app_key(),
+            private_key_pem: common::github::app_key(),
             api_url: mock.uri(),
         }),
         write_back: mode,
@@ -93,34 +89,6 @@ fn received<'a>(requests: &'a [Request], method_name: &str, path_part: &str) -> 
 
 fn json_of(r: &Request) -> Value {
     serde_json::from_slice(&r.body).unwrap()
-}
-
-/// The App JWT GitHub checks: RS256 over {iat, exp, iss = app id}, with the App's key.
-fn assert_app_jwt(request: &Request) {
-    let auth = request
-        .headers
-        .get("authorization")
-        .unwrap()
-        .to_str()
-        .unwrap();
-    let jwt = auth.strip_prefix("Bearer ").expect("bearer JWT");
-    let key = octocrab::jsonwebtoken::DecodingKey::from_rsa_pem(&local_fixture(
-        "github-app/test-app-key.pub.pem",
-    ))
-    .unwrap();
-    let mut validation =
-        octocrab::jsonwebtoken::Validation::new(octocrab::jsonwebtoken::Algorithm::RS256);
-    validation.set_required_spec_claims(&["exp"]);
-    validation.validate_aud = false;
-    let claims = octocrab::jsonwebtoken::decode::<Value>(jwt, &key, &validation)
-        .expect("the JWT is signed with the App's private key")
-        .claims;
-    assert_eq!(claims["iss"], APP_ID, "iss is the App id");
-    let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
-    assert!(
-        lifetime <= 600,
-        "GitHub refuses App JWTs living over 10 minutes"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -245,7 +213,7 @@ async fn story_findings_reach_alert_receivers_and_a_check_run_reaches_github() {
     let to_github = github.received_requests().await.unwrap();
     let token_requests = received(&to_github, "POST", "/access_tokens");
     assert!(!token_requests.is_empty());
-    assert_app_jwt(token_requests[0]);
+    common::github::assert_app_jwt(APP_ID, token_requests[0]);
     let check_runs = received(&to_github, "POST", "/check-runs");
     assert_eq!(
         check_runs.len(),
@@ -634,13 +602,4 @@ async fn the_rules_config_switches_rules_off_scopes_them_and_sets_severities() {
         [("dismissed-then-merged".to_string(), "high".to_string())]
     );
     server.shutdown().await;
-}
-
-fn local_fixture(rel: &str) -> Vec<u8> {
-    std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(rel),
-    )
-    .unwrap()
 }

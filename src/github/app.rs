@@ -232,6 +232,8 @@ impl GitHubApp {
         url: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<Answer, ApiError> {
+        let url = relative(&self.api_url, url)?;
+        let url = url.as_str();
         let client = self.client(who).await?;
         let _turn = self.in_flight.acquire().await.expect("never closed");
         let unreachable = |e: &dyn std::fmt::Display| ApiError::Unreachable {
@@ -303,6 +305,85 @@ impl GitHubApp {
                     .take(200)
                     .collect(),
             });
+        }
+    }
+}
+
+/// `url` as a path under the API root. GitHub's `Link` pages are absolute URLs on the API's
+/// host; the App's credentials go to that host only, so any other is refused.
+fn relative(api_url: &str, url: &str) -> Result<String, ApiError> {
+    if url.starts_with('/') {
+        return Ok(url.to_string());
+    }
+    let normalize = |u: &str| {
+        url::Url::parse(u).ok().map(|u| {
+            (
+                u.origin().ascii_serialization(),
+                u.path().trim_end_matches('/').to_string(),
+            )
+        })
+    };
+    let (Some((origin, prefix)), Some(parsed)) = (normalize(api_url), url::Url::parse(url).ok())
+    else {
+        return Err(ApiError::Unreadable {
+            url: url.to_string(),
+            reason: "not a URL".into(),
+        });
+    };
+    match parsed.path().strip_prefix(prefix.as_str()) {
+        Some(rest) if parsed.origin().ascii_serialization() == origin => Ok(match parsed.query() {
+            Some(q) => format!("{rest}?{q}"),
+            None => rest.to_string(),
+        }),
+        _ => Err(ApiError::Unreadable {
+            url: url.to_string(),
+            reason: format!(
+                "a page outside {}; verdict's credentials stay with GitHub",
+                api_url
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative;
+
+    #[test]
+    fn pages_on_the_api_host_become_paths_and_other_hosts_are_refused() {
+        let api = "https://api.github.com";
+        assert_eq!(
+            relative(api, "/app/hook/deliveries").unwrap(),
+            "/app/hook/deliveries"
+        );
+        assert_eq!(
+            relative(
+                api,
+                "https://api.github.com/app/hook/deliveries?per_page=100&cursor=v1_7"
+            )
+            .unwrap(),
+            "/app/hook/deliveries?per_page=100&cursor=v1_7"
+        );
+        let ghes = "https://ghe.example.com/api/v3";
+        assert_eq!(
+            relative(
+                ghes,
+                "https://ghe.example.com/api/v3/repos/o/r/pulls?page=2"
+            )
+            .unwrap(),
+            "/repos/o/r/pulls?page=2"
+        );
+        for elsewhere in [
+            "https://evil.example/app/hook/deliveries",
+            "https://ghe.example.com/other/repos",
+            "http://api.github.com/app",
+        ] {
+            let base = if elsewhere.contains("ghe.") {
+                ghes
+            } else {
+                api
+            };
+            assert!(relative(base, elsewhere).is_err(), "{elsewhere}");
         }
     }
 }

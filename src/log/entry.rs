@@ -22,6 +22,18 @@ pub const KIND_FINDING: &str = "verdict-finding";
 /// Entry kind of a person's acknowledgement of a finding (a note, never an edit).
 pub const KIND_ACK: &str = "verdict-ack";
 
+/// Entry kind of one reconciliation of GitHub's list of deliveries with the log: what was
+/// checked, what was missing and asked for again, and any window GitHub no longer lists.
+pub const KIND_RECONCILIATION: &str = "verdict-reconciliation";
+
+/// Entry kind of an object read from GitHub's REST API (history from before the App was
+/// installed): its exact bytes as GitHub sent them, not a signed delivery.
+pub const KIND_GITHUB_API: &str = "github-api";
+
+/// Entry kind of the withdrawal of an earlier finding that records arriving later showed
+/// wrong (findings are never edited).
+pub const KIND_FINDING_WITHDRAWN: &str = "verdict-finding-withdrawn";
+
 /// Everything the entry hash commits to. Optional GitHub headers that were absent are `None`
 /// and encode exactly like an empty value (GitHub never sends empty values for them).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! disposable: `verdict reproject` rebuilds them from the log alone.
 
 pub mod clean;
+pub mod coverage;
 pub mod decisions;
 pub mod features;
 pub mod findings;

@@ -11,7 +11,9 @@ use tokio::sync::Notify;
 
 use super::decisions::{self, Projected};
 use crate::background::IntakeLoad;
-use crate::log::entry::{GENESIS_PREV_HASH, Hash, KIND_ACK, KIND_FINDING, KIND_GITHUB_DELIVERY};
+use crate::log::entry::{
+    GENESIS_PREV_HASH, Hash, KIND_ACK, KIND_FINDING, KIND_GITHUB_DELIVERY, KIND_RECONCILIATION,
+};
 use crate::log::store;
 use crate::log::verify::check_entry;
 
@@ -104,7 +106,7 @@ impl Projector {
         sqlx::query(
             "TRUNCATE projection_cursors, decisions, pull_requests, features,
                       feature_pull_requests, projection_problems, repositories, findings,
-                      finding_acks",
+                      finding_acks, reconciliations",
         )
         .execute(&self.pool)
         .await?;
@@ -263,12 +265,18 @@ impl Work {
     fn of(entry: &store::StoredEntry, label_prefix: &str) -> Result<Option<Work>, String> {
         let seq = entry.seq as i64;
         match entry.kind.as_str() {
-            KIND_FINDING | KIND_ACK => {
+            KIND_FINDING | KIND_ACK | KIND_RECONCILIATION => {
                 // Checked here, so only the database can refuse it later.
-                let parsed = if entry.kind == KIND_FINDING {
-                    serde_json::from_slice::<super::findings::FindingBody>(&entry.body).map(|_| ())
-                } else {
-                    serde_json::from_slice::<super::findings::AckBody>(&entry.body).map(|_| ())
+                let parsed = match entry.kind.as_str() {
+                    KIND_FINDING => {
+                        serde_json::from_slice::<super::findings::FindingBody>(&entry.body)
+                            .map(|_| ())
+                    }
+                    KIND_ACK => {
+                        serde_json::from_slice::<super::findings::AckBody>(&entry.body).map(|_| ())
+                    }
+                    _ => serde_json::from_slice::<super::coverage::ReconciliationBody>(&entry.body)
+                        .map(|_| ()),
                 };
                 parsed.map_err(|e| super::findings::FindingError::Body(e).to_string())?;
                 Ok(Some(Work::Verdict {
@@ -332,10 +340,10 @@ async fn write(tx: &mut PgConnection, log_id: i64, page: &[Work]) -> sqlx::Resul
             body,
         } = work
         {
-            let applied = if kind == KIND_FINDING {
-                super::findings::apply(tx, log_id, *seq, *at, body).await
-            } else {
-                super::findings::apply_ack(tx, log_id, *seq, *at, body).await
+            let applied = match kind.as_str() {
+                KIND_FINDING => super::findings::apply(tx, log_id, *seq, *at, body).await,
+                KIND_ACK => super::findings::apply_ack(tx, log_id, *seq, *at, body).await,
+                _ => super::coverage::apply(tx, log_id, *seq, *at, body).await,
             };
             applied.map_err(|e| match e {
                 super::findings::FindingError::Database(e) => e,

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod acks;
 pub mod api;
+pub mod coverage;
 pub mod error;
 pub mod filters;
 pub mod markdown;
@@ -132,6 +133,7 @@ fn viewer_routes<R: Registrar<WebState>>(r: R) -> R {
         .post("/operator", access::sign_in::operator_sign_in)
         .get("/findings", pages::findings)
         .get("/outbox", pages::outbox)
+        .get("/coverage", coverage::page)
         .post("/findings/{account}/{seq}/acknowledge", pages::acknowledge)
         .get("/records/{account}/{seq}", pages::record)
         .get("/records/{account}/{seq}/proof", proofs::record_proof_file)
@@ -144,6 +146,7 @@ fn viewer_routes<R: Registrar<WebState>>(r: R) -> R {
         .get("/api/openapi.json", api::openapi)
         .get("/api/findings", api::findings)
         .get("/api/outbox", api::outbox)
+        .get("/api/coverage", coverage::api)
         .post(
             "/api/findings/{account}/{seq}/acknowledgements",
             api::acknowledge,

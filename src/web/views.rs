@@ -421,6 +421,8 @@ pub struct RepositoryPage {
     pub open_pull_requests: Vec<PullItem>,
     pub recent_pull_requests: Vec<PullItem>,
     pub decisions: Timeline,
+    /// How complete the account's record is ("complete since …", or the gaps).
+    pub coverage: String,
 }
 
 pub(crate) struct RepoRow {
@@ -505,7 +507,14 @@ pub async fn repository(
     .await?;
     let (open, recent): (Vec<PullItem>, Vec<PullItem>) =
         pulls.iter().map(pull_item).partition(|p| p.state == "open");
+    let coverage = super::coverage::coverage(pool, viewer, Some(&row.account))
+        .await?
+        .accounts
+        .first()
+        .map(|a| a.summary())
+        .unwrap_or_default();
     Ok(RepositoryPage {
+        coverage,
         repo: repo.to_string(),
         account: row.account,
         private: row.private,

@@ -284,3 +284,45 @@ impl Respond for Responder {
         json_answer(404, json!({"message": "Not Found"}))
     }
 }
+
+/// The throwaway private key of the test GitHub App.
+pub fn app_key() -> Vec<u8> {
+    super::local_fixture("github-app/test-app-key.pem")
+}
+
+/// The GitHub App settings pointing at `api` (a wiremock server), with the test key.
+pub fn app_config(app_id: u64, api: &str) -> verdict::github::app::GitHubAppConfig {
+    verdict::github::app::GitHubAppConfig {
+        app_id,
+        private_key_pem: app_key(),
+        api_url: api.to_string(),
+    }
+}
+
+/// The App JWT GitHub checks: RS256 over {iat, exp, iss = app id}, with the App's key.
+pub fn assert_app_jwt(app_id: u64, request: &Request) {
+    let auth = request
+        .headers
+        .get("authorization")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let jwt = auth.strip_prefix("Bearer ").expect("bearer JWT");
+    let key = octocrab::jsonwebtoken::DecodingKey::from_rsa_pem(&super::local_fixture(
+        "github-app/test-app-key.pub.pem",
+    ))
+    .unwrap();
+    let mut validation =
+        octocrab::jsonwebtoken::Validation::new(octocrab::jsonwebtoken::Algorithm::RS256);
+    validation.set_required_spec_claims(&["exp"]);
+    validation.validate_aud = false;
+    let claims = octocrab::jsonwebtoken::decode::<Value>(jwt, &key, &validation)
+        .expect("the JWT is signed with the App's private key")
+        .claims;
+    assert_eq!(claims["iss"], app_id, "iss is the App id");
+    let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    assert!(
+        lifetime <= 600,
+        "GitHub refuses App JWTs living over 10 minutes"
+    );
+}

@@ -241,6 +241,7 @@ impl TestDb {
             judge: o.judge,
             feedback: o.feedback,
             limits: o.limits,
+            catch_up: None,
         })
         .await
         .expect("server starts");
@@ -397,6 +398,16 @@ pub fn fixture_payloads() -> Vec<(String, PathBuf)> {
     }
     out.sort();
     out
+}
+
+/// A file under tests/fixtures.
+pub fn local_fixture(rel: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(rel),
+    )
+    .unwrap_or_else(|e| panic!("tests/fixtures/{rel}: {e}"))
 }
 
 /// One fixture's bytes.
