@@ -183,7 +183,20 @@ impl Story {
         p
     }
 
-    fn push(&mut self, event: &'static str, v: Value) {
+    /// A GitHub id no other object of the story has (review, comment and check run ids are
+    /// unique on GitHub; decision records are keyed by them).
+    fn next_id(&mut self) -> i64 {
+        self.review_id += 1;
+        self.review_id
+    }
+
+    fn push(&mut self, event: &'static str, mut v: Value) {
+        for object in ["comment", "check_run"] {
+            if v.get(object).is_some_and(Value::is_object) {
+                let id = self.next_id();
+                set(&mut v, &format!("/{object}/id"), json!(id));
+            }
+        }
         let n = self.deliveries.len();
         self.deliveries.push(Delivery {
             event,
@@ -214,7 +227,7 @@ impl Story {
         body: &str,
         at: DateTime<Utc>,
     ) -> i64 {
-        self.review_id += 1;
+        self.next_id();
         let mut v = self.base(REVIEW_SUBMITTED, "submitted", reviewer);
         set(&mut v, "/pull_request", self.pr_json(pr, at, None));
         set(&mut v, "/review/id", json!(self.review_id));
@@ -475,10 +488,15 @@ pub const STORY_ORDER: &[(&str, Option<i64>)] = &[
 pub fn rule_stories(run: &str) -> Vec<(&'static str, Option<i64>, Vec<Delivery>)> {
     let t0: DateTime<Utc> = "2026-11-09T09:00:00Z".parse().unwrap();
     let h = Duration::hours;
-    let story = |tag: &str| Story {
-        run: format!("{run}-{tag}"),
-        deliveries: Vec::new(),
-        review_id: 9_100_000,
+    // Each story's ids apart from every other's, as on GitHub.
+    let ids = std::cell::Cell::new(9_100_000);
+    let story = |tag: &str| {
+        ids.set(ids.get() + 10_000);
+        Story {
+            run: format!("{run}-{tag}"),
+            deliveries: Vec::new(),
+            review_id: ids.get(),
+        }
     };
     let pr = |number: i64, author: &'static str| Pr {
         number,

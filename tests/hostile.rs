@@ -230,6 +230,7 @@ async fn an_entry_the_database_refuses_is_skipped_alone_and_reproject_succeeds()
             serde_json::from_slice(&common::fixture("pull_request_review/submitted.1.json"))
                 .unwrap();
         v["review"]["user"]["login"] = Value::from(login);
+        v["review"]["id"] = Value::from(7_000_000 + n);
         common::variant(&serde_json::to_vec(&v).unwrap(), n)
     };
     for (i, login) in ["rev-a", "poison-actor", "rev-b"].iter().enumerate() {

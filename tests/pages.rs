@@ -324,6 +324,7 @@ async fn filters_search_and_pagination() {
     for i in 0..60 {
         let mut body: Value = serde_json::from_slice(&template.body).unwrap();
         body["comment"]["body"] = json!(format!("note {i}"));
+        body["comment"]["id"] = json!(5_000_000 + i);
         body["comment"]["created_at"] = json!(format!("2026-11-05T10:{:02}:00Z", i));
         server
             .deliver(

@@ -208,16 +208,15 @@ fn comments_threads_checks_issues_and_forced_pushes() {
         "review_thread.unresolved"
     );
 
-    // A comment on a plain issue is no PR decision; the same comment on a PR is.
+    // A comment on a plain issue is discussion of the feature the issue names; the same
+    // comment on a PR is a PR decision.
     let mut comment = json_fixture("issue_comment/created.1.json");
-    let none = project(
-        "issue_comment",
-        &serde_json::to_vec(&comment).unwrap(),
-        Utc::now(),
-        DEFAULT_LABEL_PREFIX,
-    )
-    .unwrap();
-    assert!(none.decisions.is_empty());
+    let discussion = one("issue_comment", &comment);
+    assert_eq!(
+        (discussion.kind.as_str(), discussion.pr_number),
+        ("issue.commented", None)
+    );
+    assert_eq!(discussion.details["feature"], "issue-1");
     comment["issue"]["pull_request"] =
         json!({"url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/1"});
     let c = one("issue_comment", &comment);

@@ -26,6 +26,12 @@ pub struct Decision {
     pub body: Option<String>,
     /// Kind-specific facts (label, reviewer, check conclusion...).
     pub details: Value,
+    /// What GitHub object the record is about (`review:123`, `pr.merged:42`...), for the
+    /// decisions a webhook and a backfill can both describe: one record per key.
+    pub source_key: Option<String>,
+    /// When GitHub's API returned the object this record comes from (`Date`); `None` for a
+    /// signed webhook delivery.
+    pub from_api: Option<DateTime<Utc>>,
 }
 
 /// A pull request as a delivery shows it.
@@ -107,6 +113,9 @@ pub const KINDS: &[&str] = &[
     "issue.closed",
     "issue.reopened",
     "issue.edited",
+    "issue.commented",
+    "issue.comment_edited",
+    "issue.comment_deleted",
     "check.success",
     "check.failure",
     "check.pending",
@@ -119,6 +128,47 @@ pub const KINDS: &[&str] = &[
     "check.error",
     "push.forced",
 ];
+
+/// The natural keys of the decisions both a signed delivery and GitHub's API (a backfill) can
+/// describe: one record per key, whichever comes first, a delivery replacing an API record.
+pub mod keys {
+    pub fn review(id: i64) -> String {
+        format!("review:{id}")
+    }
+    pub fn review_dismissed(id: i64) -> String {
+        format!("review_dismissed:{id}")
+    }
+    pub fn review_comment(id: i64) -> String {
+        format!("review_comment:{id}")
+    }
+    pub fn comment(id: i64) -> String {
+        format!("comment:{id}")
+    }
+    pub fn decision(comment_id: i64) -> String {
+        format!("decision:{comment_id}")
+    }
+    pub fn pr_opened(number: i64) -> String {
+        format!("pr.opened:{number}")
+    }
+    pub fn pr_merged(number: i64) -> String {
+        format!("pr.merged:{number}")
+    }
+    pub fn pr_closed(number: i64, closed_at: &str) -> String {
+        format!("pr.closed:{number}:{closed_at}")
+    }
+    pub fn issue_opened(number: i64) -> String {
+        format!("issue.opened:{number}")
+    }
+    pub fn issue_closed(number: i64, closed_at: &str) -> String {
+        format!("issue.closed:{number}:{closed_at}")
+    }
+    pub fn check_run(id: i64, outcome: &str, pr: Option<i64>) -> String {
+        format!("check_run:{id}:{outcome}:{}", pr.unwrap_or(0))
+    }
+    pub fn status(id: i64) -> String {
+        format!("status:{id}")
+    }
+}
 
 /// Why a delivery could not be projected. It stays in the log; the projector reports it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -441,6 +491,12 @@ fn pull_request(
     put("after", s(p, "/after"));
     put("head_sha", snap.head_sha.clone());
     put("title", Some(snap.title.clone()));
+    let source_key = match kind.as_str() {
+        "pr.opened" => Some(keys::pr_opened(snap.number)),
+        "pr.merged" => Some(keys::pr_merged(snap.number)),
+        "pr.closed" => s(pr, "/closed_at").map(|at| keys::pr_closed(snap.number, &at)),
+        _ => None,
+    };
     let decision = Decision {
         repo: repo.name.clone(),
         repo_private: repo.private,
@@ -451,6 +507,8 @@ fn pull_request(
         commit_sha,
         body: None,
         details: Value::Object(details),
+        source_key,
+        from_api: None,
     };
     let features = features::links_of_pull_request(&repo.name, pr, label_prefix);
     Ok(Projected {
@@ -510,6 +568,15 @@ fn review(
             commit_sha: s(r, "/commit_id"),
             body: s(r, "/body").filter(|b| !b.is_empty()),
             details,
+            source_key: r
+                .get("id")
+                .and_then(Value::as_i64)
+                .and_then(|id| match action {
+                    "submitted" => Some(format!("review:{id}")),
+                    "dismissed" => Some(format!("review_dismissed:{id}")),
+                    _ => None,
+                }),
+            from_api: None,
         }],
         pull_request: snapshot(&repo, pr, received),
         features: features::links_of_pull_request(&repo.name, pr, label_prefix),
@@ -549,6 +616,12 @@ fn review_comment(
             commit_sha: s(c, "/commit_id"),
             body: s(c, "/body"),
             details: serde_json::json!({"path": s(c, "/path"), "comment_id": id(c, "id"), "html_url": s(c, "/html_url")}),
+            source_key: c
+                .get("id")
+                .and_then(Value::as_i64)
+                .filter(|_| action == "created")
+                .map(keys::review_comment),
+            from_api: None,
         }],
         pull_request: snapshot(&repo, pr, received),
         features: Vec::new(),
@@ -586,6 +659,8 @@ fn review_thread(
             commit_sha: None,
             body: None,
             details: serde_json::json!({"node_id": s(p, "/thread/node_id")}),
+            source_key: None,
+            from_api: None,
         }],
         pull_request: snapshot(&repo, pr, received),
         features: Vec::new(),
@@ -598,9 +673,9 @@ fn issue_comment(
     action: &str,
     received: DateTime<Utc>,
 ) -> Result<Projected, ProjectError> {
-    // Comments on plain issues are not PR decisions.
+    // A comment on a plain issue is discussion of the feature the issue stands for.
     if p.pointer("/issue/pull_request").is_none() {
-        return Ok(Projected::default());
+        return issue_discussion(p, action, received);
     }
     let repo = repo("issue_comment", p)?;
     let number = p
@@ -625,6 +700,12 @@ fn issue_comment(
         commit_sha: None,
         body: s(c, "/body"),
         details: serde_json::json!({"comment_id": id(c, "id"), "html_url": s(c, "/html_url")}),
+        source_key: c
+            .get("id")
+            .and_then(Value::as_i64)
+            .filter(|_| action == "created")
+            .map(keys::comment),
+        from_api: None,
     };
     let mut decisions = Vec::new();
     // `/decision <text>` in a new comment is an explicit decision record of its own.
@@ -634,6 +715,7 @@ fn issue_comment(
         decisions.push(Decision {
             kind: "decision.recorded".into(),
             body: Some(text),
+            source_key: c.get("id").and_then(Value::as_i64).map(keys::decision),
             ..comment.clone()
         });
     }
@@ -643,6 +725,50 @@ fn issue_comment(
         pull_request: None,
         features: Vec::new(),
         repository: None,
+    })
+}
+
+/// A comment on a plain issue: shown on the timeline of the feature the issue names.
+fn issue_discussion(
+    p: &Value,
+    action: &str,
+    received: DateTime<Utc>,
+) -> Result<Projected, ProjectError> {
+    let repo = repo("issue_comment", p)?;
+    let number = p
+        .pointer("/issue/number")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| missing("issue_comment", "issue.number"))?;
+    let c = p
+        .get("comment")
+        .ok_or_else(|| missing("issue_comment", "comment"))?;
+    let kind = match action {
+        "created" => "issue.commented",
+        "edited" => "issue.comment_edited",
+        "deleted" => "issue.comment_deleted",
+        _ => return Ok(Projected::default()),
+    };
+    let id = c.get("id").and_then(Value::as_i64);
+    Ok(Projected {
+        decisions: vec![Decision {
+            repo: repo.name,
+            repo_private: repo.private,
+            pr_number: None,
+            kind: kind.into(),
+            actor: s(c, "/user/login"),
+            occurred_at: match action {
+                "created" => time(c, "/created_at"),
+                _ => time(c, "/updated_at"),
+            }
+            .unwrap_or(received),
+            commit_sha: None,
+            body: s(c, "/body"),
+            details: serde_json::json!({"issue": number, "feature": features::issue_key(number),
+                                        "comment_id": id, "html_url": s(c, "/html_url")}),
+            source_key: id.filter(|_| action == "created").map(keys::comment),
+            from_api: None,
+        }],
+        ..Default::default()
     })
 }
 
@@ -698,6 +824,12 @@ fn issue(p: &Value, action: &str, received: DateTime<Utc>) -> Result<Projected, 
             commit_sha: None,
             body: None,
             details: serde_json::json!({"issue": number, "title": title, "feature": features::issue_key(number)}),
+            source_key: match action {
+                "opened" => Some(keys::issue_opened(number)),
+                "closed" => s(i, "/closed_at").map(|at| keys::issue_closed(number, &at)),
+                _ => None,
+            },
+            from_api: None,
         }],
         pull_request: None,
         features: vec![FeatureLink::issue_title(&repo.name, number, &title)],
@@ -746,6 +878,12 @@ fn check(event: &str, p: &Value, received: DateTime<Utc>) -> Result<Projected, P
                 commit_sha: s(c, "/head_sha"),
                 body: None,
                 details: serde_json::json!({"source": event, "name": name, "status": status, "conclusion": conclusion}),
+                source_key: c
+                    .get("id")
+                    .and_then(Value::as_i64)
+                    .filter(|_| event == "check_run")
+                    .map(|id| keys::check_run(id, &outcome, pr_number)),
+                from_api: None,
             })
             .collect(),
         pull_request: None,
@@ -770,6 +908,8 @@ fn status(p: &Value, received: DateTime<Utc>) -> Result<Projected, ProjectError>
             commit_sha: s(p, "/sha"),
             body: None,
             details: serde_json::json!({"source": "status", "context": s(p, "/context"), "description": s(p, "/description")}),
+            source_key: p.get("id").and_then(Value::as_i64).map(keys::status),
+            from_api: None,
         }],
         pull_request: None,
         features: Vec::new(),
@@ -800,6 +940,8 @@ fn push(p: &Value, received: DateTime<Utc>) -> Result<Projected, ProjectError> {
             body: None,
             details: serde_json::json!({"ref": s(p, "/ref"), "before": s(p, "/before"), "after": s(p, "/after"),
                                         "default_branch": s(p, "/repository/default_branch")}),
+            source_key: None,
+            from_api: None,
         }],
         pull_request: None,
         features: Vec::new(),

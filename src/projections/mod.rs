@@ -1,6 +1,7 @@
 //! Projections: decision records, pull requests and features derived from the log. They are
 //! disposable: `verdict reproject` rebuilds them from the log alone.
 
+pub mod api;
 pub mod clean;
 pub mod coverage;
 pub mod decisions;

@@ -12,7 +12,8 @@ use tokio::sync::Notify;
 use super::decisions::{self, Projected};
 use crate::background::IntakeLoad;
 use crate::log::entry::{
-    GENESIS_PREV_HASH, Hash, KIND_ACK, KIND_FINDING, KIND_GITHUB_DELIVERY, KIND_RECONCILIATION,
+    GENESIS_PREV_HASH, Hash, KIND_ACK, KIND_FINDING, KIND_GITHUB_API, KIND_GITHUB_DELIVERY,
+    KIND_RECONCILIATION,
 };
 use crate::log::store;
 use crate::log::verify::check_entry;
@@ -294,6 +295,28 @@ impl Work {
                 })
                 .map_err(|_| {
                     "projecting this payload failed inside verdict (a bug); it stays in the log"
+                        .to_string()
+                })?;
+                projected
+                    .map(|projected| {
+                        Some(Work::Delivery {
+                            seq,
+                            projected: Box::new(projected),
+                        })
+                    })
+                    .map_err(|e| e.to_string())
+            }
+            KIND_GITHUB_API => {
+                let date = super::api::api_date(
+                    entry.signature.as_deref().unwrap_or_default(),
+                    entry.received_at,
+                );
+                let url = entry.hook_id.as_deref().unwrap_or_default();
+                let projected = std::panic::catch_unwind(|| {
+                    super::api::project(&entry.event, url, &entry.body, date, label_prefix)
+                })
+                .map_err(|_| {
+                    "projecting this object failed inside verdict (a bug); it stays in the log"
                         .to_string()
                 })?;
                 projected

@@ -150,6 +150,10 @@ async fn write_repositories(
     Ok(())
 }
 
+/// Decision records, one per natural key (`source_key`): within the page a delivery's record
+/// is kept over an API one of the same key (otherwise the first), and a stored API record is
+/// replaced by a delivery's. One by one, in either order, that ends the same way: the
+/// delivery's record stands.
 async fn write_decisions(
     tx: &mut PgConnection,
     log_id: i64,
@@ -157,6 +161,45 @@ async fn write_decisions(
 ) -> sqlx::Result<()> {
     if decisions.is_empty() {
         return Ok(());
+    }
+    let mut by_key: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut keep = vec![true; decisions.len()];
+    for (i, (_, _, d)) in decisions.iter().enumerate() {
+        let Some(key) = d.source_key.as_deref() else {
+            continue;
+        };
+        match by_key.get(&(d.repo.as_str(), key)) {
+            Some(&held) if decisions[held].2.from_api.is_some() && d.from_api.is_none() => {
+                keep[held] = false;
+                by_key.insert((d.repo.as_str(), key), i);
+            }
+            Some(_) => keep[i] = false,
+            None => {
+                by_key.insert((d.repo.as_str(), key), i);
+            }
+        }
+    }
+    let decisions: Vec<&(i64, i32, &Decision)> = decisions
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(d, _)| d)
+        .collect();
+    // A delivery's record replaces the API record of the same thing.
+    let replacing: Vec<(&str, &str)> = decisions
+        .iter()
+        .filter(|(_, _, d)| d.from_api.is_none())
+        .filter_map(|(_, _, d)| Some((d.repo.as_str(), d.source_key.as_deref()?)))
+        .collect();
+    if !replacing.is_empty() {
+        sqlx::query(
+            "DELETE FROM decisions d USING UNNEST($1::text[], $2::text[]) AS k(repo, source_key)
+              WHERE d.repo = k.repo AND d.source_key = k.source_key AND d.from_api IS NOT NULL",
+        )
+        .bind(replacing.iter().map(|k| k.0).collect::<Vec<_>>())
+        .bind(replacing.iter().map(|k| k.1).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
     }
     let n = decisions.len();
     let (mut seq, mut ordinal, mut repo, mut private, mut pr) = (
@@ -174,6 +217,7 @@ async fn write_decisions(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
+    let (mut source_key, mut from_api) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for (s, o, d) in decisions {
         seq.push(*s);
         ordinal.push(*o);
@@ -186,14 +230,17 @@ async fn write_decisions(
         sha.push(d.commit_sha.as_deref());
         body.push(d.body.as_deref());
         details.push(d.details.to_string());
+        source_key.push(d.source_key.as_deref());
+        from_api.push(d.from_api);
     }
     sqlx::query(
         "INSERT INTO decisions (log_id, seq, ordinal, repo, repo_private, pr_number, kind,
-             actor, occurred_at, commit_sha, body, details)
-         SELECT $1, s, o, r, p, n, k, a, t, c, b, d::jsonb
+             actor, occurred_at, commit_sha, body, details, source_key, from_api)
+         SELECT $1, s, o, r, p, n, k, a, t, c, b, d::jsonb, sk, fa
            FROM UNNEST($2::bigint[], $3::integer[], $4::text[], $5::boolean[], $6::bigint[],
                        $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[],
-                       $12::text[]) AS x(s, o, r, p, n, k, a, t, c, b, d)
+                       $12::text[], $13::text[], $14::timestamptz[])
+                AS x(s, o, r, p, n, k, a, t, c, b, d, sk, fa)
          ON CONFLICT DO NOTHING",
     )
     .bind(log_id)
@@ -208,6 +255,8 @@ async fn write_decisions(
     .bind(sha)
     .bind(body)
     .bind(details)
+    .bind(source_key)
+    .bind(from_api)
     .execute(&mut *tx)
     .await?;
     Ok(())

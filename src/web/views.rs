@@ -98,6 +98,9 @@ pub fn summary(kind: &str, details: &Value) -> String {
         "pr.merged" => "merged".into(),
         "pr.closed" => "closed without merging".into(),
         "pr.reopened" => "reopened".into(),
+        "pr.synchronize" if details.get("forced") == Some(&Value::Bool(true)) => {
+            "force-pushed the branch".into()
+        }
         "pr.synchronize" => "pushed new commits".into(),
         "pr.ready_for_review" => "marked ready for review".into(),
         "pr.converted_to_draft" => "converted to draft".into(),
@@ -153,6 +156,19 @@ pub fn summary(kind: &str, details: &Value) -> String {
             "edited issue #{}",
             details.get("issue").unwrap_or(&Value::Null)
         ),
+        "issue.commented" => format!(
+            "commented on issue #{}",
+            details.get("issue").unwrap_or(&Value::Null)
+        ),
+        "issue.comment_edited" => format!(
+            "edited a comment on issue #{}",
+            details.get("issue").unwrap_or(&Value::Null)
+        ),
+        "issue.comment_deleted" => format!(
+            "deleted a comment on issue #{}",
+            details.get("issue").unwrap_or(&Value::Null)
+        ),
+
         "push.forced" => format!("force-pushed {}", d("ref")),
         k if k.starts_with("check.") => {
             let name = details
