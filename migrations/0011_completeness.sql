@@ -60,10 +60,17 @@ CREATE TABLE backfill_jobs (
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
 
+-- How far the backfill runner has looked for `installation` deliveries that queue jobs.
+CREATE TABLE backfill_cursors (
+    log_id   bigint PRIMARY KEY REFERENCES logs (id),
+    next_seq bigint NOT NULL DEFAULT 0
+);
+
 ALTER TABLE catch_up_state OWNER TO verdict_owner;
+ALTER TABLE backfill_cursors OWNER TO verdict_owner;
 ALTER TABLE redelivery_requests OWNER TO verdict_owner;
 ALTER TABLE reconciliations OWNER TO verdict_owner;
 ALTER TABLE backfill_jobs OWNER TO verdict_owner;
-GRANT SELECT, INSERT, UPDATE, DELETE ON catch_up_state, redelivery_requests, backfill_jobs
-    TO verdict_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON catch_up_state, redelivery_requests, backfill_jobs,
+    backfill_cursors TO verdict_app;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON reconciliations TO verdict_app;

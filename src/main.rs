@@ -52,6 +52,26 @@ enum Command {
     /// Reconcile GitHub's list of the App's deliveries with the log now, and ask GitHub to
     /// send again the ones the log lacks.
     CatchUp(CatchUpArgs),
+    /// Read a repository's history (pull requests, reviews, comments, checks) from GitHub's
+    /// API into the log.
+    Backfill(BackfillArgs),
+}
+
+#[derive(Args)]
+struct BackfillArgs {
+    /// The repository, OWNER/REPO.
+    repo: String,
+    /// Only pull requests updated on or after this day (YYYY-MM-DD).
+    #[arg(long)]
+    since: Option<chrono::NaiveDate>,
+    /// Send alerts and write-back for findings on this history too (by default they are
+    /// recorded and shown, not sent).
+    #[arg(long)]
+    alert_history: bool,
+    #[command(flatten)]
+    reproject: ReprojectArgs,
+    #[command(flatten)]
+    feedback: FeedbackArgs,
 }
 
 #[derive(Args)]
@@ -218,6 +238,11 @@ struct FeedbackArgs {
     #[arg(long, env = "VERDICT_RETRY_FIRST_DELAY", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     retry_first_delay: u64,
+    /// Seconds after a pull request's last record before the rules judge it: deliveries arrive
+    /// out of order, and a merge judged before its approval arrives would be judged wrong.
+    #[arg(long, env = "VERDICT_JUDGE_SETTLE", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    judge_settle: u64,
     /// Longest wait between two attempts, in seconds.
     #[arg(long, env = "VERDICT_RETRY_MAX_DELAY", default_value_t = 3600,
           value_parser = clap::value_parser!(u64).range(1..=604_800))]
@@ -259,6 +284,7 @@ impl FeedbackArgs {
                 max_attempts: self.retry_attempts,
             },
             github_spacing: std::time::Duration::from_secs(1),
+            judge_settle: std::time::Duration::from_secs(self.judge_settle),
             rules: match &self.rules_config {
                 Some(path) => verdict::feedback::config::RuleConfig::load(path)?,
                 None => Default::default(),
@@ -367,6 +393,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Verify(args) => verify(args).await,
         Command::CatchUp(args) => catch_up(args).await,
+        Command::Backfill(args) => backfill(args).await,
         Command::Keygen(args) => audit_cli::keygen(args),
         Command::Export(args) => audit_cli::export(args).await,
         Command::VerifyBundle(args) => audit_cli::verify_bundle(args),
@@ -390,9 +417,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             )
             .catch_up()
             .await?;
-            sqlx::query("DELETE FROM judge_cursors")
-                .execute(&pool)
-                .await?;
+            for table in ["judge_cursors", "judge_pending"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                    .execute(&pool)
+                    .await?;
+            }
             let judge = verdict::feedback::judge::Judge::new(
                 pool.clone(),
                 verdict::log::Sequencer::new(pool.clone()),
@@ -566,6 +595,70 @@ async fn catch_up(args: CatchUpArgs) -> anyhow::Result<ExitCode> {
             g.from, g.to
         );
     }
+    stop_cluster(&db);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        verdict::github::names::is_full_name(&args.repo),
+        "{:?} is not a repository: write it as OWNER/REPO",
+        args.repo
+    );
+    let config = args.feedback.config()?;
+    let app = config.github.as_ref().context(
+        "backfill reads GitHub as the App: set GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY_FILE",
+    )?;
+    let app = std::sync::Arc::new(verdict::github::app::GitHubApp::new(app)?);
+    let installation = app.repository_installation(&args.repo).await?;
+    let db = open_db(&args.reproject.db, db::Migrations::Apply).await?;
+    let pool = db::app_pool(&db.url, 4).await?;
+    let backfill = verdict::intake::backfill::Backfill::new(
+        pool.clone(),
+        app,
+        verdict::log::Sequencer::new(pool.clone()),
+    );
+    let since = args
+        .since
+        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+    backfill
+        .enqueue(&args.repo, installation, since, args.alert_history)
+        .await?;
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:40}] {pos}/{len} pull requests, {prefix} objects appended ({eta})",
+        )
+        .expect("valid template"),
+    );
+    bar.set_message(format!("backfilling {}", args.repo));
+    let started = std::time::Instant::now();
+    let done = backfill
+        .run(&args.repo, |p| {
+            bar.set_length(p.pulls_seen);
+            bar.set_position(p.pulls_done);
+            bar.set_prefix(p.appended.to_string());
+        })
+        .await;
+    bar.finish_and_clear();
+    let done = done?;
+    println!(
+        "backfilled {}: {} pull requests, {} new entries in the log, {} requests to GitHub ({:.1} per pull request) in {:.1} s",
+        args.repo,
+        done.pulls_done,
+        done.appended,
+        done.requests,
+        done.requests as f64 / done.pulls_done.max(1) as f64,
+        started.elapsed().as_secs_f64()
+    );
+    // The pages follow: project what was appended.
+    let projected =
+        verdict::projections::projector::Projector::new(pool, args.reproject.feature_label_prefix)
+            .catch_up()
+            .await?;
+    println!(
+        "projected {} entries into {} decision records",
+        projected.entries, projected.decisions
+    );
     stop_cluster(&db);
     Ok(ExitCode::SUCCESS)
 }

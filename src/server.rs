@@ -159,6 +159,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     let judge = config.judge.then(|| {
         crate::feedback::judge::Judge::new(bg_pool.clone(), sequencer.clone(), outputs.clone())
             .with_rules(std::sync::Arc::new(feedback.rules.clone()))
+            .settling(feedback.judge_settle)
             .yielding_to_intake()
             .spawn()
     });
@@ -198,7 +199,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         access,
         &outputs.public_url,
     ));
-    // Missed deliveries are recovered in the background too.
+    // Missed deliveries are recovered, and history read, in the background too.
     let catch_up = match (&github_app, config.catch_up) {
         (Some(app), Some(every)) => Some(
             crate::intake::catch_up::CatchUp::new(bg_pool.clone(), app.clone(), sequencer.clone())
@@ -206,6 +207,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         ),
         _ => None,
     };
+    let backfill = github_app.as_ref().map(|app| {
+        crate::intake::backfill::Runner::new(crate::intake::backfill::Backfill::new(
+            bg_pool.clone(),
+            app.clone(),
+            sequencer.clone(),
+        ))
+        .spawn(crate::intake::backfill::RUNNER_INTERVAL)
+    });
     // The Merkle tree and checkpoints follow the log in the background too.
     let tree = config.build_tree.then(|| {
         crate::log::tree::TreeBuilder::new(bg_pool, config.signer.clone())
@@ -231,6 +240,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         }
         if let Some(catch_up) = catch_up {
             catch_up.abort();
+        }
+        if let Some(backfill) = backfill {
+            backfill.abort();
         }
         drop(background);
         served

@@ -320,3 +320,208 @@ async fn a_window_older_than_github_keeps_is_recorded_as_a_gap_and_shown() {
     assert!(repo.contains("1 earlier gap"), "{repo}");
     server.shutdown().await;
 }
+
+/// PR #60 of the rule stories (opened, then merged without a review), and an approval of its
+/// head submitted before the merge, built from GitHub's review payload.
+fn merge_then_late_approval() -> (Vec<verdict::story::Delivery>, verdict::story::Delivery) {
+    let stories = verdict::story::rule_stories("late");
+    let (_, _, unreviewed) = stories
+        .iter()
+        .find(|(rule, _, _)| *rule == "merged-without-approval")
+        .unwrap()
+        .clone();
+    let opened: Value = serde_json::from_slice(&unreviewed[0].body).unwrap();
+    let head = opened["pull_request"]["head"]["sha"].clone();
+    let (_, _, red) = stories
+        .iter()
+        .find(|(rule, _, _)| *rule == "merged-with-failing-checks")
+        .unwrap()
+        .clone();
+    let review = red
+        .iter()
+        .find(|d| d.event == "pull_request_review")
+        .unwrap();
+    let mut approval: Value = serde_json::from_slice(&review.body).unwrap();
+    approval["pull_request"] = opened["pull_request"].clone();
+    approval["review"]["id"] = json!(8_800_001);
+    approval["review"]["commit_id"] = head;
+    approval["review"]["submitted_at"] = json!("2026-11-09T09:30:00Z");
+    let approval = verdict::story::Delivery {
+        event: "pull_request_review",
+        delivery_id: "late-approval".into(),
+        body: serde_json::to_vec(&approval).unwrap(),
+    };
+    (unreviewed, approval)
+}
+
+async fn findings_of(pool: &sqlx::PgPool) -> Vec<(String, Option<i64>)> {
+    sqlx::query_as("SELECT rule, withdrawn_seq FROM findings WHERE pr_number = 60 ORDER BY seq")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_finding_that_later_records_show_wrong_is_withdrawn_and_alerts_say_so() {
+    let db = TestDb::new().await;
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let feedback = verdict::feedback::FeedbackConfig {
+        alerts: vec![
+            verdict::feedback::alerts::parse_target(&format!("{}/alerts", receiver.uri())).unwrap(),
+        ],
+        ..Default::default()
+    };
+    let server = db
+        .server_with_feedback(&[common::SECRET], true, feedback)
+        .await;
+    let pool = db.app_pool().await;
+    let (merge, approval) = merge_then_late_approval();
+    for d in &merge {
+        assert_eq!(
+            server
+                .deliver(d.event, &d.delivery_id, &d.body)
+                .await
+                .status(),
+            201
+        );
+    }
+    // Judged at once (no settle window): the merge has no approval yet.
+    let mut recorded = Vec::new();
+    for _ in 0..200 {
+        project_all(&pool).await;
+        recorded = findings_of(&pool).await;
+        if !recorded.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(recorded, [("merged-without-approval".to_string(), None)]);
+    // The approval, submitted before the merge, arrives late (as catch-up would bring it).
+    assert_eq!(
+        server
+            .deliver(approval.event, &approval.delivery_id, &approval.body)
+            .await
+            .status(),
+        201
+    );
+    let mut withdrawn = None;
+    for _ in 0..200 {
+        project_all(&pool).await;
+        if let [(_, Some(seq))] = findings_of(&pool).await.as_slice() {
+            withdrawn = Some(*seq);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let withdrawn = withdrawn.expect("the finding is withdrawn");
+    // The withdrawal is an entry of its own, citing the approval; the finding is unchanged.
+    let record: Value = server
+        .get(&format!("/api/records/acme/{withdrawn}"), Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(record["kind"], "verdict-finding-withdrawn");
+    let body: Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+    let approval_seq: i64 =
+        sqlx::query_scalar("SELECT seq FROM log_entries WHERE delivery_id = 'late-approval'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        body["evidence"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(format!("/records/acme/{approval_seq}"))),
+        "{body}"
+    );
+    // Pages and the API show it withdrawn, and no longer count it.
+    let pull: Value = server
+        .get("/api/acme/storefront/pull/60", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        pull["pull"]["findings"][0]["rule"],
+        "merged-without-approval"
+    );
+    assert!(pull["pull"]["findings"][0]["withdrawn"]["record_url"].is_string());
+    let open: Value = server
+        .get("/api/findings?acknowledged=no", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(open["total"], 0, "nothing stands");
+    // The receiver heard of the finding, then of its withdrawal.
+    let mut events = Vec::new();
+    for _ in 0..200 {
+        events = receiver
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["event"].clone())
+            .collect::<Vec<_>>();
+        if events.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(events, [json!("finding"), json!("finding-withdrawn")]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn within_the_settle_window_a_late_approval_leaves_no_finding_at_all() {
+    let db = TestDb::new().await;
+    let feedback = verdict::feedback::FeedbackConfig {
+        judge_settle: std::time::Duration::from_secs(2),
+        ..Default::default()
+    };
+    let server = db
+        .server_with_feedback(&[common::SECRET], true, feedback)
+        .await;
+    let pool = db.app_pool().await;
+    let (merge, approval) = merge_then_late_approval();
+    for d in merge.iter().chain([&approval]) {
+        assert_eq!(
+            server
+                .deliver(d.event, &d.delivery_id, &d.body)
+                .await
+                .status(),
+            201
+        );
+    }
+    // Once the PR has settled and been judged, it has no finding.
+    for _ in 0..400 {
+        project_all(&pool).await;
+        let (judged_to, pending): (i64, i64) = sqlx::query_as(
+            "SELECT coalesce((SELECT max(next_seq) FROM judge_cursors), 0),
+                    (SELECT count(*) FROM judge_pending)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if judged_to >= 3 && pending == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(
+        findings_of(&pool).await.is_empty(),
+        "no finding was ever recorded"
+    );
+    let entries: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM log_entries WHERE kind LIKE 'verdict-finding%'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(entries, 0);
+    server.shutdown().await;
+}

@@ -42,6 +42,7 @@ fn feedback(github: Option<&MockServer>, alerts: &[String], mode: WriteBackMode)
         retry: fast_retries(),
         github_spacing: Duration::ZERO,
         rules: Default::default(),
+        judge_settle: Duration::ZERO,
     }
 }
 

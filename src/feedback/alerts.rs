@@ -63,7 +63,7 @@ pub fn parse_target(raw: &str) -> Result<AlertTarget, String> {
 /// The generic JSON alert: everything a receiver needs to route and link a finding.
 #[derive(Debug, Clone, Serialize)]
 pub struct FindingAlert {
-    /// Always `"finding"`.
+    /// `"finding"`, or `"finding-withdrawn"` when later records showed the finding wrong.
     pub event: &'static str,
     pub rule: String,
     pub severity: String,
@@ -73,9 +73,13 @@ pub struct FindingAlert {
     pub pull_request_url: Option<String>,
     /// The finding's own record in the log.
     pub finding_url: String,
-    /// The decision records it rests on.
+    /// The decision records it rests on (for a withdrawal: the records that show it wrong).
     pub evidence: Vec<String>,
+    /// The entry this alert announces (the finding, or its withdrawal).
     pub log: LogPosition,
+    /// The withdrawal's own record, for a withdrawal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdrawal_url: Option<String>,
 }
 
 /// Where an entry sits in its log.
@@ -104,7 +108,12 @@ pub fn render(format: Format, alert: &FindingAlert) -> Vec<u8> {
                 .collect::<Vec<_>>()
                 .join(" ");
             let text = format!(
-                "*{}* ({}) on {target}: {}\nFinding <{}|{}#{}> · evidence {evidence}",
+                "{}*{}* ({}) on {target}: {}\nFinding <{}|{}#{}> · evidence {evidence}",
+                if alert.withdrawal_url.is_some() {
+                    "Withdrawn: "
+                } else {
+                    ""
+                },
                 alert.rule,
                 alert.severity,
                 slack_escape(&alert.message),

@@ -13,7 +13,7 @@ use super::alerts::{self, AlertTarget, FindingAlert, LogPosition};
 use super::github::{self, FindingLine, PullSummary, RecordLine, WriteBackMode};
 use super::outbox::{self, Channel, Message};
 use crate::projections::decisions::decision_command;
-use crate::projections::findings::FindingBody;
+use crate::projections::findings::{FindingBody, WithdrawalBody};
 
 /// Which messages leave verdict, and the address its links start with.
 #[derive(Debug, Clone, Default)]
@@ -32,34 +32,48 @@ impl Outputs {
     }
 }
 
-/// The part of one log the judge just judged: entries `from..to`.
-pub struct Range<'a> {
+/// What the judge just did in one log.
+pub struct Judged<'a> {
     pub log_id: i64,
     pub log_name: &'a str,
+    /// The entries it looked at (for `/decision` answers).
     pub from: i64,
     pub to: i64,
+    /// The pull requests it judged (settled).
+    pub pulls: &'a [(String, i64)],
+    /// Findings it recorded now.
+    pub findings: &'a [Recorded],
+    /// Findings it withdrew now.
+    pub withdrawn: &'a [Withdrawn],
 }
 
 /// A finding in the log at `seq`.
 pub struct Recorded {
     pub body: FindingBody,
     pub seq: i64,
+    /// About history read from GitHub's API: recorded and shown, not alerted.
+    pub quiet: bool,
 }
 
-/// Writes the range's messages; returns how many were new.
+/// A withdrawal in the log at `seq`.
+pub struct Withdrawn {
+    pub body: WithdrawalBody,
+    pub seq: i64,
+}
+
+/// Writes the messages of what was judged; returns how many were new.
 pub async fn write(
     tx: &mut PgConnection,
     outputs: &Outputs,
-    range: Range<'_>,
-    findings: &[Recorded],
+    judged: Judged<'_>,
 ) -> sqlx::Result<u64> {
     let mut messages = Vec::new();
-    if !outputs.alerts.is_empty() && !findings.is_empty() {
-        messages.extend(alert_messages(tx, outputs, &range, findings).await?);
+    if !outputs.alerts.is_empty() {
+        messages.extend(alert_messages(tx, outputs, &judged).await?);
     }
     if let Some(mode) = outputs.write_back {
-        messages.extend(write_back_messages(tx, outputs, mode, &range, findings).await?);
-        messages.extend(decision_replies(tx, outputs, &range).await?);
+        messages.extend(write_back_messages(tx, outputs, mode, &judged).await?);
+        messages.extend(decision_replies(tx, outputs, &judged).await?);
     }
     let mut written = 0;
     for m in &messages {
@@ -90,14 +104,39 @@ fn github_pr_url(repo: &str, number: i64) -> String {
 async fn alert_messages(
     tx: &mut PgConnection,
     outputs: &Outputs,
-    range: &Range<'_>,
-    findings: &[Recorded],
+    judged: &Judged<'_>,
 ) -> sqlx::Result<Vec<Message>> {
-    let seqs: Vec<i64> = findings.iter().map(|f| f.seq).collect();
-    let hashes = entry_hashes(tx, range.log_id, &seqs).await?;
+    let seqs: Vec<i64> = judged
+        .findings
+        .iter()
+        .map(|f| f.seq)
+        .chain(judged.withdrawn.iter().map(|w| w.seq))
+        .collect();
+    let hashes = entry_hashes(tx, judged.log_id, &seqs).await?;
     let public = &outputs.public_url;
+    let log = judged.log_name;
+    let position = |seq: i64| LogPosition {
+        account: log.to_string(),
+        seq,
+        entry_hash: hashes.get(&seq).cloned().unwrap_or_default(),
+    };
     let mut out = Vec::new();
-    for f in findings {
+    let message =
+        |target: &AlertTarget, key: String, repo: &str, private: bool, pr, seq, alert| Message {
+            channel: Channel::Alert,
+            purpose: "finding",
+            dedupe_key: key,
+            target: target.url.clone(),
+            repo: repo.to_string(),
+            repo_private: private,
+            pr_number: pr,
+            log_id: judged.log_id,
+            seq,
+            route: json!({ "format": target.format }),
+            body: alerts::render(target.format, &alert),
+        };
+    // New findings, except about history read from GitHub's API.
+    for f in judged.findings.iter().filter(|f| !f.quiet) {
         let b = &f.body;
         let alert = FindingAlert {
             event: "finding",
@@ -109,58 +148,112 @@ async fn alert_messages(
             pull_request_url: b
                 .pull_request
                 .map(|n| github_pr_url(&b.repository.full_name, n)),
-            finding_url: format!("{public}/records/{}/{}", range.log_name, f.seq),
+            finding_url: format!("{public}/records/{log}/{}", f.seq),
             evidence: b.evidence.iter().map(|e| format!("{public}{e}")).collect(),
-            log: LogPosition {
-                account: range.log_name.to_string(),
-                seq: f.seq,
-                entry_hash: hashes.get(&f.seq).cloned().unwrap_or_default(),
-            },
+            log: position(f.seq),
+            withdrawal_url: None,
         };
         for target in &outputs.alerts {
             let url_id = hex::encode(&Sha256::digest(target.url.as_bytes())[..8]);
-            out.push(Message {
-                channel: Channel::Alert,
-                purpose: "finding",
-                dedupe_key: format!("alert:{}:{}:{url_id}", range.log_name, f.seq),
-                target: target.url.clone(),
-                repo: b.repository.full_name.clone(),
-                repo_private: b.repository.private,
-                pr_number: b.pull_request,
-                log_id: range.log_id,
-                seq: f.seq,
-                route: json!({ "format": target.format }),
-                body: alerts::render(target.format, &alert),
-            });
+            out.push(message(
+                target,
+                format!("alert:{log}:{}:{url_id}", f.seq),
+                &b.repository.full_name,
+                b.repository.private,
+                b.pull_request,
+                f.seq,
+                alert.clone(),
+            ));
+        }
+    }
+    // Withdrawals, to every receiver the finding was alerted to.
+    for w in judged.withdrawn {
+        let alerted: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT target FROM outbox
+              WHERE channel = 'alert' AND purpose = 'finding' AND log_id = $1 AND seq = $2",
+        )
+        .bind(judged.log_id)
+        .bind(w.body.finding_seq)
+        .fetch_all(&mut *tx)
+        .await?;
+        let b = &w.body;
+        let alert = FindingAlert {
+            event: "finding-withdrawn",
+            rule: b.rule.clone(),
+            severity: String::new(),
+            message: b.reason.clone(),
+            repository: b.repository.full_name.clone(),
+            pull_request: b.pull_request,
+            pull_request_url: b
+                .pull_request
+                .map(|n| github_pr_url(&b.repository.full_name, n)),
+            finding_url: format!("{public}/records/{log}/{}", b.finding_seq),
+            evidence: b.evidence.iter().map(|e| format!("{public}{e}")).collect(),
+            log: position(w.seq),
+            withdrawal_url: Some(format!("{public}/records/{log}/{}", w.seq)),
+        };
+        for target in outputs.alerts.iter().filter(|t| alerted.contains(&t.url)) {
+            let url_id = hex::encode(&Sha256::digest(target.url.as_bytes())[..8]);
+            out.push(message(
+                target,
+                format!("alert-withdrawn:{log}:{}:{url_id}", w.seq),
+                &b.repository.full_name,
+                b.repository.private,
+                b.pull_request,
+                w.seq,
+                alert.clone(),
+            ));
         }
     }
     Ok(out)
 }
 
+/// A check run (or comment) for each judged pull request that is merged or closed, listing
+/// its standing findings and every decision record. Not for history read from GitHub's API
+/// (unless its backfill asked for alerts).
 async fn write_back_messages(
     tx: &mut PgConnection,
     outputs: &Outputs,
     mode: WriteBackMode,
-    range: &Range<'_>,
-    findings: &[Recorded],
+    judged: &Judged<'_>,
 ) -> sqlx::Result<Vec<Message>> {
+    if judged.pulls.is_empty() {
+        return Ok(Vec::new());
+    }
+    let range = judged;
     let closes = sqlx::query(
-        "SELECT d.seq, d.kind, d.repo, d.repo_private, d.pr_number, p.head_sha, e.body
+        "SELECT DISTINCT ON (d.repo, d.pr_number)
+                d.seq, d.kind, d.repo, d.repo_private, d.pr_number, p.head_sha, e.body
            FROM decisions d
+           JOIN UNNEST($2::text[], $3::bigint[]) AS k(repo, n)
+             ON d.repo = k.repo AND d.pr_number = k.n
            JOIN pull_requests p ON p.repo = d.repo AND p.number = d.pr_number
            JOIN log_entries e ON e.log_id = d.log_id AND e.seq = d.seq
-          WHERE d.log_id = $1 AND d.seq >= $2 AND d.seq < $3
-            AND d.kind IN ('pr.merged', 'pr.closed')
-          ORDER BY d.seq",
+          WHERE d.log_id = $1 AND d.kind IN ('pr.merged', 'pr.closed')
+            AND (d.from_api IS NULL
+                 OR coalesce((SELECT b.alert_history FROM backfill_jobs b WHERE b.repo = d.repo),
+                             false))
+          ORDER BY d.repo, d.pr_number, d.occurred_at DESC, d.seq DESC",
     )
-    .bind(range.log_id)
-    .bind(range.from)
-    .bind(range.to)
+    .bind(judged.log_id)
+    .bind(judged.pulls.iter().map(|k| k.0.clone()).collect::<Vec<_>>())
+    .bind(judged.pulls.iter().map(|k| k.1).collect::<Vec<_>>())
     .fetch_all(&mut *tx)
     .await?;
     if closes.is_empty() {
         return Ok(Vec::new());
     }
+    let standing = sqlx::query(
+        "SELECT f.repo, f.pr_number, f.rule, f.severity, f.message, f.seq FROM findings f
+           JOIN UNNEST($2::text[], $3::bigint[]) AS k(repo, n)
+             ON f.repo = k.repo AND f.pr_number = k.n
+          WHERE f.log_id = $1 AND f.withdrawn_seq IS NULL ORDER BY f.seq",
+    )
+    .bind(judged.log_id)
+    .bind(judged.pulls.iter().map(|k| k.0.clone()).collect::<Vec<_>>())
+    .bind(judged.pulls.iter().map(|k| k.1).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
     let seqs: Vec<i64> = closes.iter().map(|r| r.get("seq")).collect();
     let hashes = entry_hashes(tx, range.log_id, &seqs).await?;
     let mut out = Vec::new();
@@ -198,16 +291,16 @@ async fn write_back_messages(
             seq,
             entry_hash: hashes.get(&seq).cloned().unwrap_or_default(),
             records,
-            findings: findings
+            findings: standing
                 .iter()
                 .filter(|f| {
-                    f.body.repository.full_name == repo && f.body.pull_request == Some(number)
+                    f.get::<String, _>("repo") == repo && f.get::<i64, _>("pr_number") == number
                 })
                 .map(|f| FindingLine {
-                    rule: f.body.rule.clone(),
-                    severity: f.body.severity.clone(),
-                    message: f.body.message.clone(),
-                    seq: f.seq,
+                    rule: f.get("rule"),
+                    severity: f.get("severity"),
+                    message: f.get("message"),
+                    seq: f.get("seq"),
                 })
                 .collect(),
         };
@@ -243,15 +336,17 @@ async fn write_back_messages(
     Ok(out)
 }
 
+/// An answer to each `/decision` command among the entries judged (signed deliveries only:
+/// a command read from history was answered then, or never).
 async fn decision_replies(
     tx: &mut PgConnection,
     outputs: &Outputs,
-    range: &Range<'_>,
+    range: &Judged<'_>,
 ) -> sqlx::Result<Vec<Message>> {
     let commands = sqlx::query(
         "SELECT d.seq, d.repo, d.repo_private, d.pr_number, d.actor, d.body, e.body AS raw
            FROM decisions d JOIN log_entries e ON e.log_id = d.log_id AND e.seq = d.seq
-          WHERE d.log_id = $1 AND d.seq >= $2 AND d.seq < $3
+          WHERE d.log_id = $1 AND d.seq >= $2 AND d.seq < $3 AND d.from_api IS NULL
             AND d.kind = 'comment.created' AND d.body LIKE '%/decision%'
           ORDER BY d.seq",
     )

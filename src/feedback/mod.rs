@@ -31,4 +31,6 @@ pub struct FeedbackConfig {
     pub github_spacing: Duration,
     /// Where and how each accountability rule applies.
     pub rules: config::RuleConfig,
+    /// How long after a pull request's last record it is judged (records arrive out of order).
+    pub judge_settle: Duration,
 }

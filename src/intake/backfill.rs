@@ -29,6 +29,8 @@ use crate::projections::features::closing_references;
 /// Pull requests read at once (each reads its own objects one request at a time; the
 /// client caps requests in flight for everyone).
 const PULLS_AT_ONCE: usize = 4;
+/// How often the background runner looks for new installations and queued jobs.
+pub const RUNNER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 /// Pages read at most of any one list.
 const MAX_PAGES: usize = 1000;
 
@@ -201,8 +203,13 @@ impl Backfill {
                 &mut progress,
             )
             .await;
+        // Waiting for a rate limit or for GitHub to come back: queued, to resume from where it
+        // got to. Anything else needs a person: failed, saying why.
         let (state, error) = match &result {
             Ok(()) => ("done", None),
+            Err(BackfillError::GitHub(
+                e @ (ApiError::RateLimited { .. } | ApiError::Unreachable { .. }),
+            )) => ("queued", Some(e.to_string())),
             Err(e) => ("failed", Some(e.to_string())),
         };
         sqlx::query(
@@ -514,6 +521,146 @@ fn object(repo: &str, kind: &'static str, answer: &Answer, bytes: Bytes) -> ApiO
 /// The request URL as an auditor would repeat it.
 fn absolute(answer: &Answer) -> String {
     answer.url.clone()
+}
+
+/// The repositories an `installation` (`created`) or `installation_repositories` (`added`)
+/// delivery names, with the installation: their history is to be read.
+pub fn repositories_installed(event: &str, body: &[u8]) -> Option<(u64, Vec<String>)> {
+    #[derive(Deserialize)]
+    struct Repo {
+        full_name: String,
+    }
+    #[derive(Deserialize)]
+    struct Installation {
+        id: u64,
+    }
+    #[derive(Deserialize)]
+    struct Payload {
+        action: Option<String>,
+        installation: Option<Installation>,
+        #[serde(default)]
+        repositories: Vec<Repo>,
+        #[serde(default)]
+        repositories_added: Vec<Repo>,
+    }
+    let p: Payload = serde_json::from_slice(body).ok()?;
+    let repos = match (event, p.action.as_deref()) {
+        ("installation", Some("created")) => p.repositories,
+        ("installation_repositories", Some("added")) => p.repositories_added,
+        _ => return None,
+    };
+    let repos: Vec<String> = repos
+        .into_iter()
+        .map(|r| r.full_name)
+        .filter(|r| crate::github::names::is_full_name(r))
+        .collect();
+    Some((p.installation?.id, repos))
+}
+
+/// Runs backfills in the background: queues a job for each repository an installation
+/// delivery names, and works through queued jobs (and jobs a crash left running) one at a
+/// time.
+#[derive(Clone)]
+pub struct Runner {
+    backfill: Backfill,
+}
+
+impl Runner {
+    pub fn new(backfill: Backfill) -> Runner {
+        Runner { backfill }
+    }
+
+    /// Queues jobs for installation deliveries not looked at yet; returns how many.
+    pub async fn discover(&self) -> sqlx::Result<usize> {
+        let pool = &self.backfill.pool;
+        let logs: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT l.id, coalesce(c.next_seq, 0) FROM logs l
+               LEFT JOIN backfill_cursors c ON c.log_id = l.id
+              WHERE coalesce((SELECT max(seq) + 1 FROM log_entries e WHERE e.log_id = l.id), 0)
+                  > coalesce(c.next_seq, 0)",
+        )
+        .fetch_all(pool)
+        .await?;
+        let mut queued = 0;
+        for (log_id, from) in logs {
+            let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
+                "SELECT seq, event, body FROM log_entries
+                  WHERE log_id = $1 AND seq >= $2 AND kind = 'github-delivery'
+                    AND event IN ('installation', 'installation_repositories')
+                  ORDER BY seq",
+            )
+            .bind(log_id)
+            .bind(from)
+            .fetch_all(pool)
+            .await?;
+            for (_, event, body) in &rows {
+                if let Some((installation, repos)) = repositories_installed(event, body) {
+                    for repo in repos {
+                        queue(pool, &repo, installation, None, false).await?;
+                        queued += 1;
+                    }
+                }
+            }
+            let size: i64 = sqlx::query_scalar(
+                "SELECT coalesce(max(seq) + 1, 0) FROM log_entries WHERE log_id = $1",
+            )
+            .bind(log_id)
+            .fetch_one(pool)
+            .await?;
+            sqlx::query(
+                "INSERT INTO backfill_cursors (log_id, next_seq) VALUES ($1, $2)
+                 ON CONFLICT (log_id) DO UPDATE SET next_seq = greatest(backfill_cursors.next_seq, $2)",
+            )
+            .bind(log_id)
+            .bind(size)
+            .execute(pool)
+            .await?;
+        }
+        Ok(queued)
+    }
+
+    /// Runs the oldest queued job (or one a crash left running for over a minute).
+    pub async fn run_next(&self) -> Result<Option<(String, Progress)>, BackfillError> {
+        let repo: Option<String> = sqlx::query_scalar(
+            "SELECT repo FROM backfill_jobs
+              WHERE state = 'queued' OR (state = 'running' AND updated_at < now() - interval '1 minute')
+              ORDER BY created_at LIMIT 1",
+        )
+        .fetch_optional(&self.backfill.pool)
+        .await?;
+        let Some(repo) = repo else { return Ok(None) };
+        let done = self.backfill.run(&repo, |_| {}).await?;
+        tracing::info!(
+            repo,
+            pulls = done.pulls_done,
+            appended = done.appended,
+            requests = done.requests,
+            "history backfilled"
+        );
+        Ok(Some((repo, done)))
+    }
+
+    /// Runs in the background, every `interval`.
+    pub fn spawn(self, interval: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = self.discover().await {
+                    tracing::warn!(error = %e, "looking for new installations failed; will retry");
+                }
+                loop {
+                    match self.run_next().await {
+                        Ok(Some(_)) => continue,
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "a backfill stopped; it resumes later");
+                            break;
+                        }
+                    }
+                }
+                tokio::time::sleep(interval).await;
+            }
+        })
+    }
 }
 
 /// Queues the backfill of `repo` (again, unless it is running now).

@@ -16,6 +16,25 @@ pub struct FindingBody {
     pub pull_request: Option<i64>,
     /// Permalinks (`/records/{account}/{seq}`) of the decision records it rests on.
     pub evidence: Vec<String>,
+    /// About a pull request whose closing record came from GitHub's API (a backfill): shown,
+    /// not alerted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub history: bool,
+}
+
+/// The JSON body of a `verdict-finding-withdrawn` entry (docs/log-format.md): records that
+/// arrived after the finding at `finding_seq` show it wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithdrawalBody {
+    pub finding_seq: i64,
+    pub rule: String,
+    /// Why, in words.
+    pub reason: String,
+    /// Permalinks of the records, arrived after the finding, that show it wrong.
+    pub evidence: Vec<String>,
+    /// The finding's repository and pull request, so the same visibility rules apply.
+    pub repository: FindingRepository,
+    pub pull_request: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,10 +52,24 @@ pub async fn apply(
     body: &[u8],
 ) -> Result<(), FindingError> {
     let f: FindingBody = serde_json::from_slice(body).map_err(FindingError::Body)?;
+    record(tx, log_id, seq, recorded_at, &f)
+        .await
+        .map_err(FindingError::Database)
+}
+
+/// The finding at `seq`, in the findings table (the judge writes it at once, the projector
+/// again from the log: the same row either way).
+pub async fn record(
+    conn: &mut PgConnection,
+    log_id: i64,
+    seq: i64,
+    recorded_at: DateTime<Utc>,
+    f: &FindingBody,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO findings (log_id, seq, rule, severity, repo, repo_private, pr_number,
-             message, evidence, recorded_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+             message, evidence, recorded_at, history)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
     )
     .bind(log_id)
     .bind(seq)
@@ -48,9 +81,45 @@ pub async fn apply(
     .bind(&f.message)
     .bind(serde_json::json!(f.evidence))
     .bind(recorded_at)
-    .execute(&mut *tx)
-    .await
-    .map_err(FindingError::Database)?;
+    .bind(f.history)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Projects one withdrawal entry.
+pub async fn apply_withdrawal(
+    tx: &mut PgConnection,
+    log_id: i64,
+    seq: i64,
+    recorded_at: DateTime<Utc>,
+    body: &[u8],
+) -> Result<(), FindingError> {
+    let w: WithdrawalBody = serde_json::from_slice(body).map_err(FindingError::Body)?;
+    withdraw(tx, log_id, seq, recorded_at, &w)
+        .await
+        .map_err(FindingError::Database)
+}
+
+/// Marks the finding a withdrawal names as withdrawn (the first withdrawal stands).
+pub async fn withdraw(
+    conn: &mut PgConnection,
+    log_id: i64,
+    seq: i64,
+    recorded_at: DateTime<Utc>,
+    w: &WithdrawalBody,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE findings SET withdrawn_seq = $3, withdrawn_at = $4, withdrawn_why = $5
+          WHERE log_id = $1 AND seq = $2 AND withdrawn_seq IS NULL",
+    )
+    .bind(log_id)
+    .bind(w.finding_seq)
+    .bind(seq)
+    .bind(recorded_at)
+    .bind(&w.reason)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

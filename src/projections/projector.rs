@@ -12,8 +12,8 @@ use tokio::sync::Notify;
 use super::decisions::{self, Projected};
 use crate::background::IntakeLoad;
 use crate::log::entry::{
-    GENESIS_PREV_HASH, Hash, KIND_ACK, KIND_FINDING, KIND_GITHUB_API, KIND_GITHUB_DELIVERY,
-    KIND_RECONCILIATION,
+    GENESIS_PREV_HASH, Hash, KIND_ACK, KIND_FINDING, KIND_FINDING_WITHDRAWN, KIND_GITHUB_API,
+    KIND_GITHUB_DELIVERY, KIND_RECONCILIATION,
 };
 use crate::log::store;
 use crate::log::verify::check_entry;
@@ -266,7 +266,7 @@ impl Work {
     fn of(entry: &store::StoredEntry, label_prefix: &str) -> Result<Option<Work>, String> {
         let seq = entry.seq as i64;
         match entry.kind.as_str() {
-            KIND_FINDING | KIND_ACK | KIND_RECONCILIATION => {
+            KIND_FINDING | KIND_ACK | KIND_RECONCILIATION | KIND_FINDING_WITHDRAWN => {
                 // Checked here, so only the database can refuse it later.
                 let parsed = match entry.kind.as_str() {
                     KIND_FINDING => {
@@ -275,6 +275,10 @@ impl Work {
                     }
                     KIND_ACK => {
                         serde_json::from_slice::<super::findings::AckBody>(&entry.body).map(|_| ())
+                    }
+                    KIND_FINDING_WITHDRAWN => {
+                        serde_json::from_slice::<super::findings::WithdrawalBody>(&entry.body)
+                            .map(|_| ())
                     }
                     _ => serde_json::from_slice::<super::coverage::ReconciliationBody>(&entry.body)
                         .map(|_| ()),
@@ -366,6 +370,9 @@ async fn write(tx: &mut PgConnection, log_id: i64, page: &[Work]) -> sqlx::Resul
             let applied = match kind.as_str() {
                 KIND_FINDING => super::findings::apply(tx, log_id, *seq, *at, body).await,
                 KIND_ACK => super::findings::apply_ack(tx, log_id, *seq, *at, body).await,
+                KIND_FINDING_WITHDRAWN => {
+                    super::findings::apply_withdrawal(tx, log_id, *seq, *at, body).await
+                }
                 _ => super::coverage::apply(tx, log_id, *seq, *at, body).await,
             };
             applied.map_err(|e| match e {

@@ -39,6 +39,9 @@ pub struct DecisionView {
     pub details: Value,
     /// Permalink of the log entry this record comes from.
     pub record_url: String,
+    /// When GitHub's API returned the object this record comes from (a backfill); absent for
+    /// a signed webhook delivery.
+    pub from_api: Option<DateTime<Utc>>,
 }
 
 impl DecisionView {
@@ -64,6 +67,7 @@ impl DecisionView {
             commit_sha: r.get("commit_sha"),
             body,
             details,
+            from_api: r.get("from_api"),
         }
     }
 
@@ -86,6 +90,21 @@ impl DecisionView {
     /// CSS class for the kind's family (review, pr, check...).
     pub fn family(&self) -> &str {
         self.kind.split('.').next().unwrap_or("")
+    }
+
+    /// Said beside a record read from GitHub's API rather than received signed.
+    pub fn provenance(&self) -> Option<String> {
+        self.from_api.map(|at| {
+            format!(
+                "from GitHub's API on {}, not a signed delivery",
+                at.format("%Y-%m-%d")
+            )
+        })
+    }
+
+    /// Discussion on the issue a feature is named after (not a pull request decision).
+    pub fn is_issue_discussion(&self) -> bool {
+        self.kind.starts_with("issue.comment") || self.kind == "issue.commented"
     }
 }
 
@@ -251,7 +270,7 @@ fn push_scope(q: &mut QueryBuilder<Postgres>, scope: &Scope<'_>, viewer: &Viewer
 }
 
 const DECISION_COLUMNS: &str = "SELECT l.name AS account, d.seq, d.ordinal, d.repo, d.pr_number,
-    d.kind, d.actor, d.occurred_at, d.commit_sha, d.body, d.details";
+    d.kind, d.actor, d.occurred_at, d.commit_sha, d.body, d.details, d.from_api";
 
 /// One page of the decisions in `scope` that match `filters`.
 pub async fn timeline(
@@ -577,6 +596,29 @@ pub struct RecordedFinding {
     /// Permalink of the finding's own log entry.
     pub record_url: String,
     pub recorded_at: DateTime<Utc>,
+    /// About history read from GitHub's API: shown, not alerted.
+    pub history: bool,
+    /// Withdrawn, when records that arrived later showed it wrong.
+    pub withdrawn: Option<Withdrawal>,
+}
+
+/// The withdrawal of a finding (its own log entry).
+#[derive(Debug, Clone, Serialize)]
+pub struct Withdrawal {
+    pub at: DateTime<Utc>,
+    pub why: String,
+    pub record_url: String,
+}
+
+fn withdrawal(r: &sqlx::postgres::PgRow, account: &str) -> Option<Withdrawal> {
+    let seq: Option<i64> = r.get("withdrawn_seq");
+    Some(Withdrawal {
+        at: r.get::<Option<DateTime<Utc>>, _>("withdrawn_at")?,
+        why: r
+            .get::<Option<String>, _>("withdrawn_why")
+            .unwrap_or_default(),
+        record_url: format!("/records/{account}/{}", seq?),
+    })
 }
 
 /// The recorded findings of `prs`, by PR.
@@ -589,7 +631,8 @@ async fn recorded_findings(
     let numbers: Vec<i64> = prs.iter().map(|p| p.1).collect();
     let rows = sqlx::query(
         "SELECT f.repo, f.pr_number, f.rule, f.severity, f.message, f.evidence, f.seq,
-                f.recorded_at, l.name AS account
+                f.recorded_at, l.name AS account, f.history, f.withdrawn_seq, f.withdrawn_at,
+                f.withdrawn_why
            FROM findings f JOIN UNNEST($1::text[], $2::bigint[]) AS w(repo, number)
              ON f.repo = w.repo AND f.pr_number = w.number
            JOIN logs l ON l.id = f.log_id
@@ -615,6 +658,8 @@ async fn recorded_findings(
                 evidence: serde_json::from_value(evidence).unwrap_or_default(),
                 record_url: format!("/records/{account}/{seq}"),
                 recorded_at: r.get("recorded_at"),
+                history: r.get("history"),
+                withdrawn: withdrawal(&r, &account),
             });
     }
     Ok(out)
@@ -787,7 +832,7 @@ pub struct FeatureTotals {
     pub open: usize,
     pub stale_approvals: usize,
     pub outstanding_change_requests: usize,
-    /// Findings of the accountability rules across the feature's PRs.
+    /// Findings of the accountability rules across the feature's PRs (withdrawn ones aside).
     pub findings: usize,
 }
 
@@ -867,7 +912,10 @@ pub async fn feature(
             .iter()
             .map(|p| p.review.outstanding_change_requests.len())
             .sum(),
-        findings: pulls.iter().map(|p| p.findings.len()).sum(),
+        findings: pulls
+            .iter()
+            .map(|p| p.findings.iter().filter(|f| f.withdrawn.is_none()).count())
+            .sum(),
     };
     Ok(FeaturePage {
         account: row.account,
@@ -1047,8 +1095,12 @@ pub struct FindingItem {
     pub evidence: Vec<String>,
     pub record_url: String,
     pub recorded_at: DateTime<Utc>,
-    /// Notes people with operator access appended about it, oldest first.
+    /// Notes people appended about it, oldest first.
     pub acknowledgements: Vec<AckItem>,
+    /// About history read from GitHub's API: shown, not alerted.
+    pub history: bool,
+    /// Withdrawn, when records that arrived later showed it wrong.
+    pub withdrawn: Option<Withdrawal>,
 }
 
 /// One acknowledgement of a finding (its own log entry).
@@ -1177,14 +1229,15 @@ pub async fn findings(
 ) -> Result<FindingsPage, WebError> {
     let rows = sqlx::query(
         "SELECT f.rule, f.severity, f.message, f.repo, f.pr_number, f.evidence, f.seq,
-                f.recorded_at, l.name AS account, count(*) OVER () AS total
+                f.recorded_at, l.name AS account, count(*) OVER () AS total, f.history,
+                f.withdrawn_seq, f.withdrawn_at, f.withdrawn_why
            FROM findings f JOIN logs l ON l.id = f.log_id
           WHERE ($1::text[] IS NULL OR f.repo = ANY($1))
             AND ($2::text IS NULL OR f.rule = $2)
             AND ($3::text IS NULL OR f.severity = $3)
             AND ($4::text IS NULL OR f.repo = $4)
-            AND ($7::boolean IS NULL OR $7 = EXISTS (
-                 SELECT 1 FROM finding_acks a WHERE a.log_id = f.log_id AND a.finding_seq = f.seq))
+            AND ($7::boolean IS NULL OR $7 = (f.withdrawn_seq IS NOT NULL OR EXISTS (
+                 SELECT 1 FROM finding_acks a WHERE a.log_id = f.log_id AND a.finding_seq = f.seq)))
           ORDER BY f.recorded_at DESC, f.log_id, f.seq DESC
           LIMIT $5 OFFSET $6",
     )
@@ -1240,6 +1293,8 @@ pub async fn findings(
                         .collect(),
                     record_url: format!("/records/{account}/{seq}"),
                     recorded_at: r.get("recorded_at"),
+                    history: r.get("history"),
+                    withdrawn: withdrawal(r, &account),
                 }
             })
             .collect(),
