@@ -677,6 +677,7 @@ pub async fn queue(
          ON CONFLICT (repo) DO UPDATE SET installation_id = EXCLUDED.installation_id,
              since = EXCLUDED.since, alert_history = EXCLUDED.alert_history,
              state = 'queued', next_page = NULL, pulls_seen = 0, pulls_done = 0,
+             objects_appended = 0,
              error = NULL, updated_at = now()
           WHERE backfill_jobs.state <> 'running'",
     )

@@ -326,3 +326,375 @@ pub fn assert_app_jwt(app_id: u64, request: &Request) {
         "GitHub refuses App JWTs living over 10 minutes"
     );
 }
+
+/// A repository's history as GitHub's REST API serves it, made up of GitHub's own example
+/// objects: `pulls` pull requests closing issue #1000 (numbers are shared with pull requests), each with `reviews` reviews (changes
+/// requested first, then approvals), one review comment, `comments` comments, a timeline
+/// (review request, label, forced push), a check run and a combined status on its head; the
+/// even ones merged. Lists come `page_size` items a page, with `Link: rel="next"`.
+/// The issue every pull request of a [`FakeRepository`] closes.
+pub const FEATURE_ISSUE: usize = 1000;
+
+pub struct FakeRepository {
+    pub repo: String,
+    pub installation: u64,
+    pub pulls: usize,
+    pub reviews: usize,
+    pub comments: usize,
+    pub page_size: usize,
+    /// The first pull request list answer is a rate limit (reset in a second).
+    pub rate_limit_once: bool,
+    /// Requests whose path ends with this hang for ten seconds (a backfill crashes there).
+    pub hang_on: Mutex<Option<String>>,
+    answered_rate_limit: Mutex<bool>,
+    templates: Templates,
+}
+
+struct Templates {
+    pull: Value,
+    review: Value,
+    review_comment: Value,
+    comment: Value,
+    timeline: Value,
+    check_runs: Value,
+    status: Value,
+    issue: Value,
+}
+
+impl FakeRepository {
+    pub fn new(repo: &str, pulls: usize, reviews: usize, comments: usize) -> FakeRepository {
+        let issue_payload: Value =
+            serde_json::from_slice(&super::fixture("issues/opened.1.json")).unwrap();
+        FakeRepository {
+            repo: repo.into(),
+            installation: 4242,
+            pulls,
+            reviews,
+            comments,
+            page_size: 100,
+            rate_limit_once: false,
+            hang_on: Mutex::new(None),
+            answered_rate_limit: Mutex::new(false),
+            templates: Templates {
+                pull: rest_fixture("GET_repos_owner_repo_pulls_pull_number.200.default.json"),
+                review: rest_fixture(
+                    "GET_repos_owner_repo_pulls_pull_number_reviews.200.default.json",
+                )[0]
+                .clone(),
+                review_comment: rest_fixture(
+                    "GET_repos_owner_repo_pulls_pull_number_comments.200.default.json",
+                )[0]
+                .clone(),
+                comment: rest_fixture(
+                    "GET_repos_owner_repo_issues_issue_number_comments.200.default.json",
+                )[0]
+                .clone(),
+                timeline: rest_fixture(
+                    "GET_repos_owner_repo_issues_issue_number_timeline.200.default.json",
+                )[1]
+                .clone(),
+                check_runs: rest_fixture(
+                    "GET_repos_owner_repo_commits_ref_check-runs.200.default.json",
+                ),
+                status: rest_fixture("GET_repos_owner_repo_commits_ref_status.200.default.json"),
+                issue: issue_payload["issue"].clone(),
+            },
+        }
+    }
+
+    /// Objects a complete backfill appends: per pull request the pull request, its reviews,
+    /// one review comment, its comments, three timeline events, a check run and a status per
+    /// commit read (head, and merge commit when merged); and the issue with its two comments.
+    pub fn objects(&self) -> usize {
+        let merged = self.pulls / 2;
+        self.pulls * (1 + self.reviews + 1 + self.comments + 3 + 2) + merged * 2 + 3
+    }
+
+    fn at(minutes: i64) -> String {
+        (chrono::DateTime::parse_from_rfc3339("2025-06-02T09:00:00Z").unwrap()
+            + chrono::Duration::minutes(minutes))
+        .with_timezone(&chrono::Utc)
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+    }
+
+    fn head(n: usize) -> String {
+        format!("{:040x}", 0xa000 + n)
+    }
+
+    fn merge_sha(n: usize) -> String {
+        format!("{:040x}", 0xb000 + n)
+    }
+
+    fn pull(&self, n: usize) -> Value {
+        let mut p = self.templates.pull.clone();
+        let t = (n as i64) * 600;
+        let merged = n.is_multiple_of(2);
+        p["number"] = json!(n);
+        p["id"] = json!(10_000 + n);
+        p["title"] = json!(format!("Change {n}"));
+        p["body"] = json!(format!("Part of the work.\n\nCloses #{FEATURE_ISSUE}"));
+        p["user"]["login"] = json!(format!("dev-{}", n % 3));
+        p["state"] = json!(if merged { "closed" } else { "open" });
+        p["merged"] = json!(merged);
+        p["merged_by"] = if merged {
+            json!({"login": "lead-bo", "id": 77})
+        } else {
+            Value::Null
+        };
+        p["merged_at"] = if merged {
+            json!(Self::at(t + 300))
+        } else {
+            Value::Null
+        };
+        p["closed_at"] = p["merged_at"].clone();
+        p["merge_commit_sha"] = json!(Self::merge_sha(n));
+        p["created_at"] = json!(Self::at(t));
+        p["updated_at"] = json!(Self::at(t + 300));
+        p["head"]["sha"] = json!(Self::head(n));
+        p["base"]["repo"]["full_name"] = json!(self.repo);
+        p["base"]["repo"]["private"] = json!(false);
+        p["base"]["repo"]["updated_at"] = json!(Self::at(0));
+        p["html_url"] = json!(format!("https://github.com/{}/pull/{n}", self.repo));
+        p["labels"] = json!([]);
+        p["milestone"] = Value::Null;
+        p["draft"] = json!(false);
+        p
+    }
+
+    fn list(
+        &self,
+        items: Vec<Value>,
+        path: &str,
+        query: &str,
+        page: usize,
+        base: &str,
+    ) -> ResponseTemplate {
+        let total = items.len().div_ceil(self.page_size).max(1);
+        let body: Vec<Value> = items
+            .into_iter()
+            .skip((page - 1) * self.page_size)
+            .take(self.page_size)
+            .collect();
+        let mut t = github_answer(json!(body));
+        if page < total {
+            let q: String = query
+                .split('&')
+                .filter(|kv| !kv.starts_with("page=") && !kv.is_empty())
+                .collect::<Vec<_>>()
+                .join("&");
+            t = t.insert_header(
+                "Link",
+                format!("<{base}{path}?{q}&page={}>; rel=\"next\"", page + 1),
+            );
+        }
+        t
+    }
+}
+
+/// A 200 with the headers GitHub sends with every answer.
+fn github_answer(body: Value) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .set_body_json(body)
+        .insert_header("Date", "Mon, 30 Nov 2026 12:00:00 GMT")
+        .insert_header("X-RateLimit-Limit", "5000")
+        .insert_header("X-RateLimit-Remaining", "4999")
+        .insert_header("X-GitHub-Api-Version-Selected", "2022-11-28")
+}
+
+struct RepositoryResponder {
+    repo: Arc<FakeRepository>,
+    base: String,
+}
+
+impl Respond for RepositoryResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let r = &self.repo;
+        let t = &r.templates;
+        let path = request.url.path().to_string();
+        let query = request.url.query().unwrap_or("").to_string();
+        let page: usize = request
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "page")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(1);
+        if let Some(hang) = r.hang_on.lock().unwrap().as_deref()
+            && path.ends_with(hang)
+        {
+            return github_answer(json!([])).set_delay(std::time::Duration::from_secs(10));
+        }
+        if path == format!("/app/installations/{}/access_tokens", r.installation) {
+            let mut token = rest_fixture(
+                "POST_app_installations_installation_id_access_tokens.201.default.json",
+            );
+            token["expires_at"] = json!("2099-01-01T00:00:00Z");
+            return ResponseTemplate::new(201).set_body_json(token);
+        }
+        let Some(rest) = path.strip_prefix(&format!("/repos/{}", r.repo)) else {
+            return ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"}));
+        };
+        let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+        let number = |i: usize| segments.get(i).and_then(|s| s.parse::<usize>().ok());
+        match segments.as_slice() {
+            ["installation"] => github_answer(
+                json!({"id": r.installation, "account": {"login": r.repo.split('/').next()}}),
+            ),
+            ["pulls"] => {
+                let mut limited = r.answered_rate_limit.lock().unwrap();
+                if r.rate_limit_once && !*limited {
+                    *limited = true;
+                    return ResponseTemplate::new(403)
+                        .insert_header("X-RateLimit-Remaining", "0")
+                        .insert_header(
+                            "X-RateLimit-Reset",
+                            (chrono::Utc::now().timestamp() + 1).to_string(),
+                        )
+                        .set_body_json(json!({"message": "API rate limit exceeded"}));
+                }
+                let items = (1..=r.pulls).map(|n| r.pull(n)).collect();
+                r.list(items, &path, &query, page, &self.base)
+            }
+            ["pulls", _] => github_answer(r.pull(number(1).unwrap_or(0))),
+            ["pulls", _, "reviews"] => {
+                let n = number(1).unwrap_or(0);
+                let items = (0..r.reviews)
+                    .map(|i| {
+                        let mut v = t.review.clone();
+                        v["id"] = json!(n * 100 + i);
+                        v["user"]["login"] = json!(format!("rev-{i}"));
+                        v["state"] = json!(if i == 0 {
+                            "CHANGES_REQUESTED"
+                        } else {
+                            "APPROVED"
+                        });
+                        v["commit_id"] = json!(FakeRepository::head(n));
+                        v["submitted_at"] =
+                            json!(FakeRepository::at(n as i64 * 600 + 10 + i as i64));
+                        v["body"] = json!(format!("Review {i} of change {n}"));
+                        v
+                    })
+                    .collect();
+                r.list(items, &path, &query, page, &self.base)
+            }
+            ["pulls", _, "comments"] => {
+                let n = number(1).unwrap_or(0);
+                let mut v = t.review_comment.clone();
+                v["id"] = json!(n * 1000 + 1);
+                v["commit_id"] = json!(FakeRepository::head(n));
+                v["created_at"] = json!(FakeRepository::at(n as i64 * 600 + 20));
+                v["updated_at"] = v["created_at"].clone();
+                r.list(vec![v], &path, &query, page, &self.base)
+            }
+            ["issues", _, "comments"] => {
+                let n = number(1).unwrap_or(0);
+                let count = if n == FEATURE_ISSUE { 2 } else { r.comments };
+                let items = (0..count)
+                    .map(|i| {
+                        let mut v = t.comment.clone();
+                        v["id"] = json!(n * 1000 + 100 + i);
+                        v["body"] = json!(format!("Comment {i} on #{n}"));
+                        v["user"]["login"] = json!(if n == FEATURE_ISSUE {
+                            "maria-pm"
+                        } else {
+                            "dev-0"
+                        });
+                        v["created_at"] = json!(FakeRepository::at(n as i64 * 600 + 30 + i as i64));
+                        v["updated_at"] = v["created_at"].clone();
+                        v["html_url"] = json!(format!(
+                            "https://github.com/{}/{}/{n}#issuecomment-{}",
+                            r.repo,
+                            if n == FEATURE_ISSUE { "issues" } else { "pull" },
+                            n * 1000 + 100 + i
+                        ));
+                        v
+                    })
+                    .collect();
+                r.list(items, &path, &query, page, &self.base)
+            }
+            ["issues", _, "timeline"] => {
+                let n = number(1).unwrap_or(0);
+                let event = |i: usize, event: &str| {
+                    let mut v = t.timeline.clone();
+                    v["id"] = json!(n * 10_000 + i);
+                    v["event"] = json!(event);
+                    v["actor"]["login"] = json!(format!("dev-{}", n % 3));
+                    v["created_at"] = json!(FakeRepository::at(n as i64 * 600 + 1 + i as i64));
+                    v
+                };
+                let mut requested = event(1, "review_requested");
+                requested["requested_reviewer"] = json!({"login": "rev-0"});
+                let mut labeled = event(2, "labeled");
+                labeled["label"] = json!({"name": "checkout", "color": "f29513"});
+                let forced = event(3, "head_ref_force_pushed");
+                r.list(
+                    vec![requested, labeled, forced],
+                    &path,
+                    &query,
+                    page,
+                    &self.base,
+                )
+            }
+            ["commits", sha, "check-runs"] => {
+                let mut runs = t.check_runs.clone();
+                let (n, merge) = r.commit(sha);
+                runs["total_count"] = json!(1);
+                runs["check_runs"][0]["id"] = json!(n * 10 + usize::from(merge));
+                runs["check_runs"][0]["head_sha"] = json!(sha);
+                runs["check_runs"][0]["status"] = json!("completed");
+                runs["check_runs"][0]["conclusion"] = json!("success");
+                runs["check_runs"][0]["completed_at"] =
+                    json!(FakeRepository::at(n as i64 * 600 + 200));
+                runs["check_runs"][0]["pull_requests"] =
+                    json!([{"number": n, "head": {"sha": sha}}]);
+                github_answer(runs)
+            }
+            ["commits", sha, "status"] => {
+                let (n, merge) = r.commit(sha);
+                let mut status = t.status.clone();
+                status["sha"] = json!(sha);
+                status["state"] = json!("success");
+                let mut one = status["statuses"][0].clone();
+                one["id"] = json!(50_000 + n * 10 + usize::from(merge));
+                one["state"] = json!("success");
+                status["statuses"] = json!([one]);
+                github_answer(status)
+            }
+            ["issues", "1000"] => {
+                let mut issue = t.issue.clone();
+                issue["number"] = json!(FEATURE_ISSUE);
+                issue["title"] = json!("Saved payment methods");
+                issue["created_at"] = json!(FakeRepository::at(-60));
+                issue["updated_at"] = json!(FakeRepository::at(-60));
+                issue["closed_at"] = Value::Null;
+                issue["state"] = json!("open");
+                github_answer(issue)
+            }
+            _ => ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})),
+        }
+    }
+}
+
+impl FakeRepository {
+    /// The pull request a commit belongs to, and whether it is its merge commit.
+    fn commit(&self, sha: &str) -> (usize, bool) {
+        (1..=self.pulls)
+            .find_map(|n| {
+                (Self::head(n) == sha)
+                    .then_some((n, false))
+                    .or((Self::merge_sha(n) == sha).then_some((n, true)))
+            })
+            .unwrap_or((0, false))
+    }
+
+    /// Serves this repository on `server` (with the installation token endpoint).
+    pub async fn mount(self: &Arc<Self>, server: &MockServer) {
+        Mock::given(any())
+            .respond_with(RepositoryResponder {
+                repo: self.clone(),
+                base: server.uri(),
+            })
+            .mount(server)
+            .await;
+    }
+}
