@@ -92,6 +92,35 @@ async fn a_backfilled_history_shows_on_the_pages_marked_as_from_the_api() {
         .filter(|r| r.url.path() == "/repos/acme/web/pulls")
         .count();
     assert_eq!(page, 3, "a rate-limited answer, then two pages");
+    let asked = |path: &'static str| {
+        let github = &github;
+        async move {
+            github
+                .received_requests()
+                .await
+                .unwrap()
+                .iter()
+                .filter(|r| r.url.path() == path)
+                .count()
+        }
+    };
+    assert_eq!(
+        asked("/repos/acme/web/pulls/1").await,
+        2,
+        "a 502, then the answer"
+    );
+    let timelines = github
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().ends_with("/timeline"))
+        .count();
+    assert_eq!(
+        timelines,
+        1 + 3 * 2,
+        "a 429 with Retry-After, then three timelines of two pages"
+    );
 
     project_all(&pool).await;
     // The merged pull request: its decisions, each marked as from the API.
@@ -134,6 +163,28 @@ async fn a_backfilled_history_shows_on_the_pages_marked_as_from_the_api() {
         "{html}"
     );
     assert!(html.contains("force-pushed the branch"));
+    // A record read from the API says what its fields are: the request, GitHub's Date.
+    let record_url = decisions[0]["record_url"]
+        .as_str()
+        .unwrap()
+        .split('#')
+        .next()
+        .unwrap();
+    let record = server
+        .get(record_url, Some(ADMIN_TOKEN))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        record.contains("<dt>Request</dt><dd><code>GET /repos/acme/web/pulls"),
+        "{record}"
+    );
+    assert!(record.contains("Mon, 30 Nov 2026 12:00:00 GMT"));
+    assert!(
+        record.contains("as GitHub&#39;s API returned it")
+            || record.contains("as GitHub's API returned it")
+    );
     // The feature the pull requests close, with the product manager's discussion on the issue.
     let feature = get(&server, "/api/acme/web/features/issue-1000").await;
     assert_eq!(feature["feature"]["title"], "#1000 Saved payment methods");

@@ -525,3 +525,97 @@ async fn within_the_settle_window_a_late_approval_leaves_no_finding_at_all() {
     assert_eq!(entries, 0);
     server.shutdown().await;
 }
+
+/// The `href`s of a page that point into verdict (anchors and query variants of one page
+/// aside, which answer as the page does).
+fn internal_links(html: &str) -> Vec<String> {
+    html.split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|href| href.starts_with('/') && !href.starts_with("//"))
+        .map(|href| href.replace("&#38;", "&").replace("&amp;", "&"))
+        .map(|href| href.split('#').next().unwrap_or_default().to_string())
+        .filter(|href| !href.is_empty())
+        .collect()
+}
+
+#[tokio::test]
+async fn nothing_verdict_links_to_answers_404() {
+    let db = TestDb::new().await;
+    let server = db.server(&[common::SECRET]).await;
+    // Every real payload there is, and a comment on a pull request whose opening never came.
+    for (i, (event, path)) in common::fixture_payloads().iter().enumerate() {
+        let body = std::fs::read(path).unwrap();
+        server.deliver(event, &format!("fixture-{i}"), &body).await;
+    }
+    let mut lone: Value =
+        serde_json::from_slice(&common::fixture("issue_comment/created.1.json")).unwrap();
+    lone["issue"]["number"] = json!(777);
+    lone["issue"]["pull_request"] = json!({
+        "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/777",
+        "html_url": "https://github.com/Codertocat/Hello-World/pull/777"
+    });
+    lone["comment"]["id"] = json!(777_001);
+    lone["comment"]["html_url"] =
+        json!("https://github.com/Codertocat/Hello-World/pull/777#issuecomment-1");
+    let r = server
+        .deliver(
+            "issue_comment",
+            "lone-comment",
+            &serde_json::to_vec(&lone).unwrap(),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    project_all(&db.app_pool().await).await;
+
+    // The pull request known only through that comment has a page that says so.
+    let page = server
+        .get("/Codertocat/Hello-World/pull/777", Some(ADMIN_TOKEN))
+        .await;
+    let status = page.status();
+    let page = page.text().await.unwrap();
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("id=\"opening-not-seen\""), "{page}");
+    assert!(page.contains("href=\"https://github.com/Codertocat/Hello-World/pull/777\""));
+    let api: Value = server
+        .get("/api/Codertocat/Hello-World/pull/777", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(api["pull"]["opening_seen"], false);
+    assert_eq!(api["pull"]["state"], "unknown");
+    assert_eq!(api["decisions"]["decisions"][0]["kind"], "comment.created");
+
+    // Every page verdict links to, from the front page on, answers.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut queue = std::collections::VecDeque::from(["/".to_string()]);
+    let mut dead = Vec::new();
+    while let Some(path) = queue.pop_front() {
+        // One page of a query-string family is enough (filters, pages, kinds).
+        let family = path.split('?').next().unwrap().to_string();
+        if !seen.insert(family) || seen.len() > 600 {
+            continue;
+        }
+        let r = server.get(&path, Some(ADMIN_TOKEN)).await;
+        let status = r.status().as_u16();
+        if status == 404 || status >= 500 {
+            dead.push(format!("{path} → {status}"));
+            continue;
+        }
+        let html_page = r
+            .headers()
+            .get("content-type")
+            .is_some_and(|c| c.to_str().unwrap_or("").starts_with("text/html"));
+        if html_page {
+            queue.extend(internal_links(&r.text().await.unwrap()));
+        }
+    }
+    assert!(seen.len() > 50, "the crawl reached {} pages", seen.len());
+    assert!(
+        seen.contains("/Codertocat/Hello-World/pull/777"),
+        "linked from its repository"
+    );
+    assert!(dead.is_empty(), "links to nothing: {dead:#?}");
+    server.shutdown().await;
+}

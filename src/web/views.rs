@@ -2,7 +2,7 @@
 //! projections (and, for a record, the log itself) and returns a plain serializable value.
 //! HTML pages render these values; the JSON API returns them as they are.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -582,6 +582,9 @@ pub struct PullSummary {
     pub review: ReviewState,
     /// What the accountability rules found about it, as recorded in the log.
     pub findings: Vec<RecordedFinding>,
+    /// False for a pull request known only through its comments, reviews or checks: its
+    /// opening never reached verdict (a backfill reads it from GitHub).
+    pub opening_seen: bool,
 }
 
 /// A finding of an accountability rule, as its log entry records it.
@@ -709,27 +712,36 @@ async fn pull_summaries(
     .await?;
     let facts = facts::load(pool, prs).await?;
     let mut findings = recorded_findings(pool, prs, viewer).await?;
-    Ok(rows
+    let review = |repo: &str, number: i64, head_sha: Option<&str>| {
+        let events: Vec<ReviewEvent> = facts
+            .get(&(repo.to_string(), number))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .filter(|f| !f.kind.starts_with("check."))
+            .map(|f| ReviewEvent {
+                kind: f.kind.clone(),
+                actor: f.actor.clone(),
+                commit_sha: f.commit_sha.clone(),
+                occurred_at: f.occurred_at,
+                review_id: f.review_id,
+            })
+            .collect();
+        ReviewState::replay(&events, head_sha)
+    };
+    let seen: BTreeSet<(String, i64)> = rows
+        .iter()
+        .map(|r| (r.get("repo"), r.get("number")))
+        .collect();
+    let unseen: Vec<&(String, i64)> = prs.iter().filter(|p| !seen.contains(*p)).collect();
+    let partial = partial_pulls(pool, &unseen, viewer).await?;
+    let mut out: Vec<PullSummary> = rows
         .iter()
         .map(|r| {
             let repo: String = r.get("repo");
             let number: i64 = r.get("number");
             let head_sha: Option<String> = r.get("head_sha");
-            let events: Vec<ReviewEvent> = facts
-                .get(&(repo.clone(), number))
-                .map(Vec::as_slice)
-                .unwrap_or(&[])
-                .iter()
-                .filter(|f| !f.kind.starts_with("check."))
-                .map(|f| ReviewEvent {
-                    kind: f.kind.clone(),
-                    actor: f.actor.clone(),
-                    commit_sha: f.commit_sha.clone(),
-                    occurred_at: f.occurred_at,
-                    review_id: f.review_id,
-                })
-                .collect();
-            let review = ReviewState::replay(&events, head_sha.as_deref());
+            let review = review(&repo, number, head_sha.as_deref());
             let findings = findings.remove(&(repo.clone(), number)).unwrap_or_default();
             PullSummary {
                 url: format!("/{repo}/pull/{number}"),
@@ -747,7 +759,69 @@ async fn pull_summaries(
                 html_url: r.get("html_url"),
                 review,
                 findings,
+                opening_seen: true,
             }
+        })
+        .collect();
+    for (repo, number, html_url) in partial {
+        out.push(PullSummary {
+            url: format!("/{repo}/pull/{number}"),
+            title: format!("Pull request #{number}"),
+            author: None,
+            state: "unknown".into(),
+            draft: false,
+            merged: false,
+            merged_by: None,
+            merged_at: None,
+            merge_commit_sha: None,
+            head_sha: None,
+            html_url,
+            review: review(&repo, number, None),
+            findings: findings.remove(&(repo.clone(), number)).unwrap_or_default(),
+            opening_seen: false,
+            repo,
+            number,
+        });
+    }
+    out.sort_by(|a, b| (&a.repo, a.number).cmp(&(&b.repo, b.number)));
+    Ok(out)
+}
+
+/// Of `prs` (whose opening verdict has not seen), those it knows through other records, with
+/// their address on GitHub when a record gives it.
+async fn partial_pulls(
+    pool: &PgPool,
+    prs: &[&(String, i64)],
+    viewer: &Viewer,
+) -> Result<Vec<(String, i64, Option<String>)>, WebError> {
+    if prs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let repos: Vec<&str> = prs.iter().map(|p| p.0.as_str()).collect();
+    let numbers: Vec<i64> = prs.iter().map(|p| p.1).collect();
+    let rows = sqlx::query(
+        "SELECT w.repo, w.number,
+                (SELECT d.details ->> 'html_url' FROM decisions d
+                  WHERE d.repo = w.repo AND d.pr_number = w.number
+                    AND d.details ->> 'html_url' LIKE 'https://%/pull/' || w.number || '#%'
+                  ORDER BY d.occurred_at DESC LIMIT 1) AS html_url
+           FROM UNNEST($1::text[], $2::bigint[]) AS w(repo, number)
+          WHERE ($3::text[] IS NULL OR w.repo = ANY($3))
+            AND EXISTS (SELECT 1 FROM decisions d
+                         WHERE d.repo = w.repo AND d.pr_number = w.number)",
+    )
+    .bind(&repos)
+    .bind(&numbers)
+    .bind(viewer.visible())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            // A comment's address, less its anchor, is the pull request's.
+            let html_url: Option<String> = r.get("html_url");
+            let html_url = html_url.map(|u| u.split('#').next().unwrap_or_default().to_string());
+            (r.get("repo"), r.get("number"), html_url)
         })
         .collect())
 }
@@ -974,6 +1048,11 @@ pub struct RecordPage {
 }
 
 impl RecordPage {
+    /// An object read from GitHub's API by a backfill, not a delivery: its fields mean the
+    /// request URL and GitHub's `Date` (docs/log-format.md).
+    pub fn from_api(&self) -> bool {
+        self.kind == crate::log::entry::KIND_GITHUB_API
+    }
     pub fn body_pretty(&self) -> String {
         serde_json::from_str::<Value>(&self.body)
             .ok()

@@ -342,11 +342,15 @@ pub struct FakeRepository {
     pub reviews: usize,
     pub comments: usize,
     pub page_size: usize,
-    /// The first pull request list answer is a rate limit (reset in a second).
+    /// The first pull request list answer is a rate limit (reset in a second), the first
+    /// timeline answer a secondary rate limit (429, `Retry-After`), and the first answer about
+    /// pull request #1 a 502.
     pub rate_limit_once: bool,
     /// Requests whose path ends with this hang for ten seconds (a backfill crashes there).
     pub hang_on: Mutex<Option<String>>,
     answered_rate_limit: Mutex<bool>,
+    answered_secondary_limit: Mutex<bool>,
+    answered_bad_gateway: Mutex<bool>,
     templates: Templates,
 }
 
@@ -375,6 +379,8 @@ impl FakeRepository {
             rate_limit_once: false,
             hang_on: Mutex::new(None),
             answered_rate_limit: Mutex::new(false),
+            answered_secondary_limit: Mutex::new(false),
+            answered_bad_gateway: Mutex::new(false),
             templates: Templates {
                 pull: rest_fixture("GET_repos_owner_repo_pulls_pull_number.200.default.json"),
                 review: rest_fixture(
@@ -555,7 +561,24 @@ impl Respond for RepositoryResponder {
                 let items = (1..=r.pulls).map(|n| r.pull(n)).collect();
                 r.list(items, &path, &query, page, &self.base)
             }
+            ["pulls", "1"]
+                if r.rate_limit_once
+                    && !std::mem::replace(&mut *r.answered_bad_gateway.lock().unwrap(), true) =>
+            {
+                ResponseTemplate::new(502).set_body_string("Bad Gateway")
+            }
             ["pulls", _] => github_answer(r.pull(number(1).unwrap_or(0))),
+            ["issues", _, "timeline"]
+                if r.rate_limit_once
+                    && !std::mem::replace(
+                        &mut *r.answered_secondary_limit.lock().unwrap(),
+                        true,
+                    ) =>
+            {
+                ResponseTemplate::new(429)
+                    .insert_header("Retry-After", "1")
+                    .set_body_json(json!({"message": "You have exceeded a secondary rate limit."}))
+            }
             ["pulls", _, "reviews"] => {
                 let n = number(1).unwrap_or(0);
                 let items = (0..r.reviews)
