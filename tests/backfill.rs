@@ -186,8 +186,8 @@ async fn a_backfilled_history_shows_on_the_pages_marked_as_from_the_api() {
             || record.contains("as GitHub's API returned it")
     );
     // The feature the pull requests close, with the product manager's discussion on the issue.
-    let feature = get(&server, "/api/acme/web/features/issue-1000").await;
-    assert_eq!(feature["feature"]["title"], "#1000 Saved payment methods");
+    let feature = get(&server, "/api/acme/web/features/issue-100000").await;
+    assert_eq!(feature["feature"]["title"], "#100000 Saved payment methods");
     assert_eq!(feature["totals"]["pull_requests"], 3);
     assert_eq!(feature["totals"]["merged"], 1);
     let discussion: Vec<&Value> = feature["decisions"]["decisions"]

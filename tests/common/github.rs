@@ -327,13 +327,15 @@ pub fn assert_app_jwt(app_id: u64, request: &Request) {
     );
 }
 
+/// The issue every pull request of a [`FakeRepository`] closes (numbered past its pull
+/// requests: GitHub numbers both in one sequence).
+pub const FEATURE_ISSUE: usize = 100_000;
+
 /// A repository's history as GitHub's REST API serves it, made up of GitHub's own example
-/// objects: `pulls` pull requests closing issue #1000 (numbers are shared with pull requests), each with `reviews` reviews (changes
-/// requested first, then approvals), one review comment, `comments` comments, a timeline
-/// (review request, label, forced push), a check run and a combined status on its head; the
-/// even ones merged. Lists come `page_size` items a page, with `Link: rel="next"`.
-/// The issue every pull request of a [`FakeRepository`] closes.
-pub const FEATURE_ISSUE: usize = 1000;
+/// objects: `pulls` pull requests closing issue [`FEATURE_ISSUE`], each with `reviews` reviews
+/// (changes requested first, then approvals), one review comment, `comments` comments, a
+/// timeline (review request, label, forced push), a check run and a combined status on its
+/// head; the even ones merged. Lists come `page_size` items a page, with `Link: rel="next"`.
 
 pub struct FakeRepository {
     pub repo: String,
@@ -683,7 +685,7 @@ impl Respond for RepositoryResponder {
                 status["statuses"] = json!([one]);
                 github_answer(status)
             }
-            ["issues", "1000"] => {
+            ["issues", n] if n.parse() == Ok(FEATURE_ISSUE) => {
                 let mut issue = t.issue.clone();
                 issue["number"] = json!(FEATURE_ISSUE);
                 issue["title"] = json!("Saved payment methods");
