@@ -336,7 +336,6 @@ pub const FEATURE_ISSUE: usize = 100_000;
 /// (changes requested first, then approvals), one review comment, `comments` comments, a
 /// timeline (review request, label, forced push), a check run and a combined status on its
 /// head; the even ones merged. Lists come `page_size` items a page, with `Link: rel="next"`.
-
 pub struct FakeRepository {
     pub repo: String,
     pub installation: u64,
