@@ -189,6 +189,7 @@ impl AccessArgs {
             sign_in,
             admin_token: self.admin_token.clone().filter(|t| !t.trim().is_empty()),
             operators: self.operators.clone(),
+            github_url: Some(self.github_url.trim_end_matches('/').to_string()),
         }
     }
 }

@@ -273,6 +273,15 @@ async fn a_person_signs_in_by_clicking_and_sees_the_private_feature() {
     assert_eq!(who, "@maria-pm");
     let kinds = c.find_all(Locator::Css("li[data-kind]")).await.unwrap();
     assert_eq!(kinds.len(), STORY_ORDER.len(), "the whole private timeline");
+    // The stylesheet applies under the Content-Security-Policy (no inline style is needed).
+    let display = c
+        .execute(
+            "return getComputedStyle(document.querySelector('header.top')).display",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(display, serde_json::json!("flex"));
 
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .parent()

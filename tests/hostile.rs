@@ -460,3 +460,235 @@ async fn connections_beyond_the_cap_are_closed_and_the_cap_frees_up() {
     assert_eq!(server.get("/healthz", None).await.status(), 200);
     server.shutdown().await;
 }
+
+/// A real `pull_request` `opened` payload as pull request `number`, with `html_url`.
+fn pull_with_url(number: i64, html_url: &str) -> Vec<u8> {
+    let mut p: Value =
+        serde_json::from_slice(&common::fixture("pull_request/opened.1.json")).unwrap();
+    p["number"] = serde_json::json!(number);
+    p["pull_request"]["number"] = serde_json::json!(number);
+    p["pull_request"]["id"] = serde_json::json!(900_000 + number);
+    p["pull_request"]["html_url"] = serde_json::json!(html_url);
+    serde_json::to_vec(&p).unwrap()
+}
+
+#[tokio::test]
+async fn links_from_payloads_are_githubs_or_nothing_and_images_load_nothing() {
+    let db = TestDb::new().await;
+    let server = db.server(&[common::SECRET]).await;
+    let repo = "Codertocat/Hello-World";
+    for (n, url) in [
+        (101, "javascript:alert(document.cookie)"),
+        (102, "//evil.example/Codertocat/Hello-World/pull/102"),
+        (103, "https://github.com@evil.example/pull/103"),
+        (104, "https://github.com/Codertocat/Hello-World/pull/104"),
+    ] {
+        let r = server
+            .deliver("pull_request", &format!("pr-{n}"), &pull_with_url(n, url))
+            .await;
+        assert_eq!(r.status(), 201);
+    }
+    // A review whose body carries a tracking pixel, as Markdown and as HTML.
+    let mut review: Value =
+        serde_json::from_slice(&common::fixture("pull_request_review/submitted.1.json")).unwrap();
+    review["pull_request"]["number"] = serde_json::json!(104);
+    review["pull_request"]["id"] = serde_json::json!(900_104);
+    review["pull_request"]["html_url"] =
+        serde_json::json!("https://github.com/Codertocat/Hello-World/pull/104");
+    review["review"]["id"] = serde_json::json!(104_001);
+    review["review"]["body"] = serde_json::json!(
+        "Looks right. ![the form](https://tracker.example/pixel.png) \
+         <img src=\"https://tracker.example/p.gif\"> [more](javascript:alert(1))"
+    );
+    let r = server
+        .deliver(
+            "pull_request_review",
+            "review-pixel",
+            &serde_json::to_vec(&review).unwrap(),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    project_all(&db.app_pool().await).await;
+
+    for n in [101, 102, 103] {
+        let page = server
+            .get(&format!("/{repo}/pull/{n}"), Some(ADMIN_TOKEN))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(!page.contains("on GitHub</a>"), "#{n}: {page}");
+        assert!(
+            !page.contains("javascript:") && !page.contains("evil.example"),
+            "#{n}"
+        );
+        let api: Value = server
+            .get(&format!("/api/{repo}/pull/{n}"), Some(ADMIN_TOKEN))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(api["pull"]["html_url"], Value::Null, "#{n}");
+    }
+    let page = server
+        .get(&format!("/{repo}/pull/104"), Some(ADMIN_TOKEN))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(
+        "<a href=\"https://github.com/Codertocat/Hello-World/pull/104\" rel=\"noopener noreferrer\">on GitHub</a>"
+    ));
+    assert!(!page.contains("<img"), "no image loads: {page}");
+    assert!(page.contains(">image: the form</a>"));
+    assert!(!page.contains("javascript:"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn names_in_addresses_follow_githubs_rules_or_answer_400() {
+    let db = TestDb::new().await;
+    let server = db.server(&[common::SECRET]).await;
+    server.deliver_story().await;
+    project_all(&db.app_pool().await).await;
+    for path in [
+        "/%2F%2Fevil.example/storefront",
+        "/acme/storefront%0D%0ASet-Cookie:%20x=1/report.csv",
+        "/acme/web%22%3B%20filename%3Devil.exe/report.csv",
+        "/api/acme%00/storefront",
+        "/acme/storefront/features/%3Cscript%3E",
+        "/records/acme%00/1",
+        "/api/logs/..%2F..%2Fetc/checkpoint",
+        "/findings?repo=acme/storefront%00",
+        "/acme/storefront?q=checkout%00",
+    ] {
+        let r = server.get(path, Some(ADMIN_TOKEN)).await;
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(
+            !body.contains("invalid byte sequence") && !body.contains("0x00"),
+            "{body}"
+        );
+    }
+    let csv = server
+        .get(&format!("/{}/report.csv", story::REPO), Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(csv.status(), 200);
+    assert_eq!(
+        csv.headers()["content-disposition"],
+        "attachment; filename=\"acme-storefront-report.csv\""
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_answer_forbids_script_framing_and_sniffing() {
+    let db = TestDb::new().await;
+    let server = db.server(&[common::SECRET]).await;
+    server.deliver_story().await;
+    project_all(&db.app_pool().await).await;
+    let unsigned = server.deliver_signed(None, "push", "unsigned", b"{}").await;
+    assert_eq!(unsigned.status(), 401);
+    let mut answers = vec![("unsigned webhook".to_string(), unsigned.headers().clone())];
+    for path in [
+        "/",
+        &format!("/{}/pull/42", story::REPO),
+        "/api/",
+        "/healthz",
+        "/no/such/page/here",
+        "/assets/verdict.css",
+    ] {
+        let r = server.get(path, None).await;
+        answers.push((path.to_string(), r.headers().clone()));
+    }
+    for (what, h) in &answers {
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'none'"), "{what}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{what}");
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("script-src"),
+            "{what}"
+        );
+        assert_eq!(h["x-frame-options"], "DENY", "{what}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{what}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+    }
+    // The pages hold no inline script or style for the policy to have to allow.
+    let page = server
+        .get(
+            &format!("/{}/features/{}", story::REPO, story::FEATURE_KEY),
+            None,
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("<script") && !page.contains("<style") && !page.contains(" style="));
+    assert!(page.contains("<link rel=\"stylesheet\" href=\"/assets/verdict.css\">"));
+    let css = server.get("/assets/verdict.css", None).await;
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    assert!(css.text().await.unwrap().contains(".timeline"));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alert_addresses_never_show_more_than_scheme_host_and_port() {
+    let db = TestDb::new().await;
+    // Nobody listens there: every attempt fails, with errors that quote the address.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let spelled = format!("HTTP://hook-user:SECRETPW@127.0.0.1:{port}/a/../hook?token=SECRETTOKEN");
+    let feedback = verdict::feedback::FeedbackConfig {
+        alerts: vec![verdict::feedback::alerts::parse_target(&spelled).unwrap()],
+        retry: verdict::feedback::outbox::RetryPolicy {
+            first_delay: std::time::Duration::from_millis(50),
+            max_delay: std::time::Duration::from_millis(50),
+            max_attempts: 2,
+        },
+        judge_settle: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    let server = db
+        .server_with_feedback(&[common::SECRET], true, feedback)
+        .await;
+    server.deliver_story().await;
+    let pool = db.app_pool().await;
+    for _ in 0..400 {
+        project_all(&pool).await;
+        let failed: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox_attempts WHERE error IS NOT NULL")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if failed >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let errors: Vec<String> =
+        sqlx::query_scalar("SELECT error FROM outbox_attempts WHERE error IS NOT NULL")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(!errors.is_empty(), "the alerts were attempted");
+    for path in ["/outbox", "/api/outbox"] {
+        let text = server
+            .get(path, Some(ADMIN_TOKEN))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            text.contains(&format!("http://127.0.0.1:{port}/…")),
+            "{path}: {text}"
+        );
+        for secret in ["SECRETPW", "SECRETTOKEN", "hook-user", "/hook"] {
+            assert!(!text.contains(secret), "{path} shows {secret}: {text}");
+        }
+    }
+    server.shutdown().await;
+}

@@ -49,9 +49,71 @@ pub fn is_label(s: &str) -> bool {
     (1..=50).contains(&s.chars().count()) && !s.chars().any(char::is_control)
 }
 
+/// GitHub's web address when none is configured.
+pub const GITHUB_URL: &str = "https://github.com";
+
+/// `url` (from a payload or an API answer) if it is an `http`/`https` address on GitHub's web
+/// host, `github_url` (`https://github.com`, or an Enterprise Server's), with no user name or
+/// password: the only addresses from GitHub that become links. Returned re-serialized, so
+/// what reaches a page is exactly what was checked.
+pub fn github_link(url: &str, github_url: &str) -> Option<String> {
+    let github = url::Url::parse(github_url).ok()?;
+    let u = url::Url::parse(url.trim()).ok()?;
+    let same_host = u.host_str().is_some_and(|h| {
+        github.host_str().is_some_and(|g| {
+            h.eq_ignore_ascii_case(g) || h.eq_ignore_ascii_case(&format!("www.{g}"))
+        })
+    });
+    (matches!(u.scheme(), "https" | "http")
+        && same_host
+        && u.port_or_known_default() == github.port_or_known_default()
+        && u.username().is_empty()
+        && u.password().is_none())
+    .then(|| u.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_githubs_own_addresses_become_links() {
+        for ok in [
+            "https://github.com/acme/web/pull/7",
+            "https://github.com/acme/web/pull/7#issuecomment-1",
+            "HTTPS://GitHub.com/acme/web",
+        ] {
+            assert!(github_link(ok, GITHUB_URL).is_some(), "{ok}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript://github.com/%0aalert(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "//evil.example/acme",
+            "/acme/web",
+            "https://evil.example/github.com",
+            "https://github.com.evil.example/x",
+            "https://github.com@evil.example/x",
+            "https://user:pw@github.com/x",
+            "https://github.com:8443/x",
+            "ftp://github.com/x",
+            "",
+        ] {
+            assert_eq!(github_link(bad, GITHUB_URL), None, "{bad}");
+        }
+        assert_eq!(
+            github_link(
+                "https://ghe.acme.internal/a/b/pull/1",
+                "https://ghe.acme.internal"
+            ),
+            Some("https://ghe.acme.internal/a/b/pull/1".into())
+        );
+        assert_eq!(
+            github_link("https://github.com/a/b\"><script>", GITHUB_URL).as_deref(),
+            Some("https://github.com/a/b%22%3E%3Cscript%3E"),
+            "re-serialized: quotes and brackets escaped"
+        );
+    }
 
     #[test]
     fn names_follow_githubs_rules() {

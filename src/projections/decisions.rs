@@ -2,6 +2,7 @@
 //! and the features it links. Pure functions over the payload, tolerant of missing fields
 //! (GitHub's payloads change under you); the raw JSON stays in the log either way.
 
+use crate::github::names;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -938,8 +939,13 @@ fn push(p: &Value, received: DateTime<Utc>) -> Result<Projected, ProjectError> {
                 .unwrap_or(received),
             commit_sha: s(p, "/after"),
             body: None,
-            details: serde_json::json!({"ref": s(p, "/ref"), "before": s(p, "/before"), "after": s(p, "/after"),
-                                        "default_branch": s(p, "/repository/default_branch")}),
+            // Branch names reach pages: only names git itself allows.
+            details: serde_json::json!({
+                "ref": s(p, "/ref").filter(|r| names::is_ref_name(r)),
+                "before": s(p, "/before"),
+                "after": s(p, "/after"),
+                "default_branch": s(p, "/repository/default_branch").filter(|r| names::is_ref_name(r)),
+            }),
             source_key: None,
             from_api: None,
         }],

@@ -26,12 +26,15 @@ fn json<T: Serialize>(result: Result<T, WebError>) -> Response {
 }
 
 pub fn error(err: WebError) -> Response {
-    if matches!(err, WebError::Database(_) | WebError::Render(_)) {
+    if matches!(
+        err,
+        WebError::Database(_) | WebError::Render(_) | WebError::Internal(_)
+    ) {
         tracing::error!(error = %err, "api request failed");
     }
     (
         err.status(),
-        Json(serde_json::json!({"error": err.to_string()})),
+        Json(serde_json::json!({"error": err.shown()})),
     )
         .into_response()
 }

@@ -44,6 +44,18 @@ impl WebError {
         }
     }
 
+    /// What the visitor is told: everything for their own mistakes, nothing of verdict's
+    /// insides (PostgreSQL's error text, a template's) for its own. Logs get the detail.
+    pub fn shown(&self) -> String {
+        match self {
+            WebError::Database(_) => "the database could not answer; try again shortly".into(),
+            WebError::Render(_) | WebError::Internal(_) => {
+                "verdict failed to answer this; the details are in its log".into()
+            }
+            other => other.to_string(),
+        }
+    }
+
     pub fn title(&self) -> &'static str {
         match self {
             WebError::NotFound(_) => "Not found",

@@ -2,7 +2,7 @@
 //! them with pulldown-cmark, then let ammonia keep only harmless HTML, so no script from a
 //! comment ever runs in a reader's browser.
 
-use pulldown_cmark::{Options, Parser, html};
+use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd, html};
 
 /// Markdown to sanitized HTML, safe to embed in a page as is.
 pub fn to_safe_html(markdown: &str) -> String {
@@ -11,13 +11,41 @@ pub fn to_safe_html(markdown: &str) -> String {
         | Options::ENABLE_TASKLISTS
         | Options::ENABLE_FOOTNOTES;
     let mut unsafe_html = String::with_capacity(markdown.len() * 3 / 2);
-    html::push_html(&mut unsafe_html, Parser::new_ext(markdown, options));
+    html::push_html(
+        &mut unsafe_html,
+        Parser::new_ext(markdown, options).flat_map(image_as_link),
+    );
     ammonia::Builder::default()
         // Links from comments leave verdict without passing on who was reading.
         .link_rel(Some("noopener noreferrer nofollow"))
         .url_schemes(["http", "https", "mailto"].into_iter().collect())
+        // No image loads from a comment: a remote image tells its owner who read the page
+        // and when (a tracking pixel). Markdown images become links; HTML ones go.
+        .rm_tags(["img"])
         .clean(&unsafe_html)
         .to_string()
+}
+
+/// A Markdown image, as a link to it labelled "image: ALT".
+fn image_as_link(event: Event<'_>) -> Vec<Event<'_>> {
+    match event {
+        Event::Start(Tag::Image {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => vec![
+            Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }),
+            Event::Text(CowStr::Borrowed("image: ")),
+        ],
+        Event::End(TagEnd::Image) => vec![Event::End(TagEnd::Link)],
+        other => vec![other],
+    }
 }
 
 #[cfg(test)]
@@ -65,6 +93,21 @@ mod tests {
                 assert!(!html.contains(bad), "{attack:?} rendered as {html:?}");
             }
         }
+    }
+
+    #[test]
+    fn images_become_links_and_load_nothing() {
+        let html = to_safe_html(
+            "See ![the new form](https://tracker.example/pixel.png \"form\") and \
+             <img src=\"https://tracker.example/p.gif\">",
+        );
+        assert!(!html.contains("<img"), "{html}");
+        assert!(
+            html.contains(
+                "<a href=\"https://tracker.example/pixel.png\" title=\"form\" rel=\"noopener noreferrer nofollow\">image: the new form</a>"
+            ),
+            "{html}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod api;
 pub mod coverage;
 pub mod error;
 pub mod filters;
+pub mod hardening;
 pub mod markdown;
 pub mod outbox;
 pub mod pages;
@@ -172,11 +173,13 @@ fn machine_routes<R: Registrar<IntakeState>>(r: R) -> R {
 pub fn route_table() -> Vec<RouteSpec> {
     let mut all = viewer_routes(Listing(Vec::new(), Guard::Viewer)).0;
     all.extend(machine_routes(Listing(Vec::new(), Guard::Machine)).0);
-    all.push(RouteSpec {
-        method: "GET",
-        path: "/healthz",
-        guard: Guard::Machine,
-    });
+    for path in ["/healthz", "/assets/verdict.css"] {
+        all.push(RouteSpec {
+            method: "GET",
+            path,
+            guard: Guard::Machine,
+        });
+    }
     all
 }
 
@@ -206,6 +209,9 @@ pub fn router(
         router: Router::new(),
     })
     .router
+    // Names in paths are checked (after the viewer is known, so a 400 page says who is
+    // looking) before any handler sees them.
+    .route_layer(axum::middleware::from_fn(hardening::check_names))
     .fallback(not_found)
     .layer(axum::middleware::from_fn_with_state(
         access,
@@ -215,8 +221,10 @@ pub fn router(
     Router::new()
         .route("/healthz", get(healthz))
         .with_state(pool)
+        .route("/assets/verdict.css", get(hardening::stylesheet))
         .merge(webhooks)
         .merge(viewed)
+        .layer(axum::middleware::from_fn(hardening::browser_headers))
         // Failed requests are logged by the handlers that know why; the trace layer's own
         // failure lines would let any client fill the log.
         .layer(

@@ -42,6 +42,8 @@ pub struct OutboxItem {
     pub finished_at: Option<DateTime<Utc>>,
     /// Where the receiver put it (a check run's URL...), or the last error.
     pub outcome: Option<String>,
+    /// The outcome as a link: a GitHub address (a check run, a comment) and nothing else.
+    pub outcome_link: Option<String>,
     pub attempts: Vec<AttemptItem>,
 }
 
@@ -54,12 +56,37 @@ pub struct AttemptItem {
     pub error: Option<String>,
 }
 
-/// `https://hooks.slack.com/services/T0/B0/secret` → `https://hooks.slack.com/…`.
+/// `https://hooks.slack.com/services/T0/B0/secret` → `https://hooks.slack.com/…`: scheme,
+/// host and port only, however the address is spelled (user name and password, upper case,
+/// `..` segments); an address that does not parse shows nothing of itself.
 pub fn redact(target: &str) -> String {
-    match url::Url::parse(target) {
-        Ok(u) => format!("{}/…", u.origin().ascii_serialization()),
-        Err(_) => target.to_string(),
+    match url::Url::parse(target.trim()) {
+        Ok(u) if u.has_host() => format!("{}/…", u.origin().ascii_serialization()),
+        _ => "(an alert address verdict does not show)".into(),
     }
+}
+
+/// `text` (an error, which may quote the address in any spelling) with every word that names
+/// `target`'s host replaced by `shown`.
+fn scrub(text: &str, target: &str, shown: &str) -> String {
+    let host = url::Url::parse(target.trim())
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+    let mut text = text.replace(target, shown);
+    if let Some(host) = host {
+        let words: Vec<&str> = text
+            .split(|c: char| c.is_whitespace() || "()<>[]\"'`,".contains(c))
+            .filter(|w| w.to_ascii_lowercase().contains(&host))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut out = text.clone();
+        for w in words {
+            out = out.replace(w, shown);
+        }
+        text = out;
+    }
+    text
 }
 
 pub async fn outbox(
@@ -115,9 +142,10 @@ pub async fn outbox(
             };
             // Errors can quote the URL (reqwest's do): never show what the receiver hides.
             let clean = |text: String| match &hide {
-                Some(secret) => text.replace(secret.as_str(), &receiver),
+                Some(secret) => scrub(&text, secret, &receiver),
                 None => text,
             };
+            let outcome: Option<String> = r.get::<Option<String>, _>("outcome").map(clean);
             let state: String = r.get("state");
             OutboxItem {
                 id,
@@ -134,7 +162,12 @@ pub async fn outbox(
                 state,
                 created_at: r.get("created_at"),
                 finished_at: r.get("finished_at"),
-                outcome: r.get::<Option<String>, _>("outcome").map(clean),
+                // Where GitHub put a message, as a link only if it is on GitHub.
+                outcome_link: outcome
+                    .as_deref()
+                    .filter(|_| hide.is_none())
+                    .and_then(|o| viewer.github_link(o)),
+                outcome,
                 attempts: attempts
                     .iter()
                     .filter(|a| a.get::<i64, _>("outbox_id") == id)
@@ -157,4 +190,47 @@ pub async fn outbox(
         failed: count("failed"),
         state,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_addresses_show_scheme_host_and_port_only_however_spelled() {
+        for (target, shown) in [
+            (
+                "https://hooks.slack.com/services/T0/B0/secret",
+                "https://hooks.slack.com/…",
+            ),
+            (
+                "https://user:secret@alerts.example/hook",
+                "https://alerts.example/…",
+            ),
+            (
+                "HTTPS://Alerts.Example:8443/a/../secret",
+                "https://alerts.example:8443/…",
+            ),
+            (
+                "http://alerts.example/%2e%2e/secret?token=x",
+                "http://alerts.example/…",
+            ),
+            (
+                "not a url secret",
+                "(an alert address verdict does not show)",
+            ),
+        ] {
+            assert_eq!(redact(target), shown, "{target}");
+        }
+        let target = "HTTPS://user:pw@Alerts.Example/a/../hook?token=secret";
+        let shown = redact(target);
+        let error = "error sending request for url (https://user:pw@alerts.example/hook?token=secret): \
+                     connection refused; was HTTPS://user:pw@Alerts.Example/a/../hook?token=secret";
+        let scrubbed = scrub(error, target, &shown);
+        assert!(
+            !scrubbed.contains("secret") && !scrubbed.contains("pw"),
+            "{scrubbed}"
+        );
+        assert!(scrubbed.contains("connection refused"));
+    }
 }

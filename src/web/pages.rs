@@ -128,11 +128,11 @@ pub fn error_page(viewer: &Viewer, err: WebError) -> Response {
         viewer: viewer.clone(),
         api_url: String::new(),
         title: err.title(),
-        message: err.to_string(),
+        message: err.shown(),
     };
     let body = page
         .render()
-        .unwrap_or_else(|_| format!("{}: {}", err.title(), err));
+        .unwrap_or_else(|_| format!("{}: {}", err.title(), err.shown()));
     (err.status(), Html(body)).into_response()
 }
 

@@ -756,7 +756,9 @@ async fn pull_summaries(
                 merged_at: r.get("merged_at"),
                 merge_commit_sha: r.get("merge_commit_sha"),
                 head_sha,
-                html_url: r.get("html_url"),
+                html_url: r
+                    .get::<Option<String>, _>("html_url")
+                    .and_then(|u| viewer.github_link(&u)),
                 review,
                 findings,
                 opening_seen: true,
@@ -820,7 +822,8 @@ async fn partial_pulls(
         .map(|r| {
             // A comment's address, less its anchor, is the pull request's.
             let html_url: Option<String> = r.get("html_url");
-            let html_url = html_url.map(|u| u.split('#').next().unwrap_or_default().to_string());
+            let html_url =
+                html_url.and_then(|u| viewer.github_link(u.split('#').next().unwrap_or_default()));
             (r.get("repo"), r.get("number"), html_url)
         })
         .collect())

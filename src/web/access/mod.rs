@@ -64,6 +64,8 @@ pub struct Viewer {
     pub sign_in: bool,
     /// The path (and query) of the page being viewed: where signing in returns to.
     pub here: String,
+    /// GitHub's web address: only addresses on it, from payloads, become links.
+    github_url: Arc<str>,
 }
 
 impl Viewer {
@@ -75,7 +77,14 @@ impl Viewer {
             csrf: None,
             sign_in,
             here: "/".into(),
+            github_url: crate::github::names::GITHUB_URL.into(),
         }
+    }
+
+    /// `url`, from a payload, if it may become a link: an http(s) address on GitHub's host
+    /// (see [`crate::github::names::github_link`]).
+    pub fn github_link(&self, url: &str) -> Option<String> {
+        crate::github::names::github_link(url, &self.github_url)
     }
 
     /// The address that signs in and comes back here.
@@ -161,6 +170,8 @@ pub struct Access {
     /// Where verdict's pages are reachable, without a trailing slash (callback URL, origin).
     pub public_url: String,
     pub throttle: Throttle,
+    /// GitHub's web address (links from payloads must point there).
+    pub github_url: Arc<str>,
 }
 
 /// How sign-in and operator access are configured.
@@ -171,6 +182,9 @@ pub struct AccessConfig {
     pub admin_token: Option<String>,
     /// `VERDICT_OPERATORS`: GitHub logins who see everything.
     pub operators: Vec<String>,
+    /// `GITHUB_URL`, GitHub's web address: the only host whose addresses from payloads become
+    /// links. `None`: `https://github.com`.
+    pub github_url: Option<String>,
 }
 
 impl Access {
@@ -196,6 +210,12 @@ impl Access {
                 .collect(),
             public_url,
             throttle: Throttle::default(),
+            github_url: config
+                .github_url
+                .as_deref()
+                .unwrap_or(crate::github::names::GITHUB_URL)
+                .trim_end_matches('/')
+                .into(),
         }
     }
 
@@ -345,6 +365,7 @@ impl Access {
                 csrf: None,
                 sign_in,
                 here: String::new(),
+                github_url: self.github_url.clone(),
             });
         }
         let session = match cookie_value(headers, SESSION_COOKIE) {
@@ -357,6 +378,7 @@ impl Access {
         let Some(session) = session else {
             return Ok(Viewer {
                 visible: Some(self.visible(&[]).await?),
+                github_url: self.github_url.clone(),
                 ..Viewer::anonymous(sign_in)
             });
         };
@@ -383,6 +405,7 @@ impl Access {
             csrf: Some(session.csrf),
             sign_in,
             here: String::new(),
+            github_url: self.github_url.clone(),
         })
     }
 
