@@ -766,6 +766,10 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) {
         Value::Object(_) => "object",
     };
     assert!(types.contains(&actual), "{at}: {actual} is not {types:?}");
+    if value.is_null() {
+        // A nullable object that is null has no members to check.
+        return;
+    }
     if let Some(required) = schema["required"].as_array() {
         for k in required {
             let k = k.as_str().unwrap();

@@ -3,6 +3,7 @@
 pub mod bundle;
 pub mod checkpoint;
 pub mod entry;
+pub mod integrity;
 pub mod merkle;
 pub mod monitor;
 pub mod sequencer;

@@ -374,6 +374,28 @@ pub async fn entries_from(
     Ok(rows.iter().map(StoredEntry::from_row).collect())
 }
 
+/// Like [`entries_from`], without the bodies: everything the entry hash commits to (the body
+/// through its stored SHA-256), for checking hashes and links quickly.
+pub async fn headers_from(
+    conn: impl PgExecutor<'_>,
+    log_id: i64,
+    from_seq: u64,
+    limit: i64,
+) -> sqlx::Result<Vec<StoredEntry>> {
+    let rows = sqlx::query(
+        "SELECT seq, kind, prev_hash, entry_hash, received_at, delivery_id, event, hook_id,
+                installation_target_type, installation_target_id, signature, body_sha256,
+                ''::bytea AS body, body_readable
+           FROM log_entries WHERE log_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(log_id)
+    .bind(from_seq as i64)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.iter().map(StoredEntry::from_row).collect())
+}
+
 /// One entry of a log, by position.
 pub async fn entry_at(
     conn: impl PgExecutor<'_>,

@@ -269,12 +269,29 @@ pub fn parse_number(raw: &str) -> Result<i64, WebError> {
 }
 
 /// 200 when verdict can reach its database (and so can store deliveries), 503 otherwise.
-async fn healthz(State(pool): State<PgPool>) -> (StatusCode, &'static str) {
-    match sqlx::query("SELECT 1").execute(&pool).await {
-        Ok(_) => (StatusCode::OK, "ok\n"),
+/// 200 when the database answers and no log has an integrity alarm; 503 naming what is wrong
+/// otherwise (deliveries are still accepted during an alarm: only signing stops).
+async fn healthz(State(pool): State<PgPool>) -> (StatusCode, String) {
+    match crate::log::integrity::current(&pool).await {
+        Ok(alarms) if alarms.is_empty() => (StatusCode::OK, "ok\n".into()),
+        Ok(alarms) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            alarms
+                .iter()
+                .map(|a| {
+                    format!(
+                        "integrity alarm: log {}: {} (since {}); nothing more of it is signed \
+                         until it checks out again\n",
+                        a.log,
+                        a.problem,
+                        a.detected_at.format("%Y-%m-%d %H:%M:%S UTC")
+                    )
+                })
+                .collect(),
+        ),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "database unreachable: deliveries are refused with 503 until it is back\n",
+            "database unreachable: deliveries are refused with 503 until it is back\n".into(),
         ),
     }
 }

@@ -161,6 +161,9 @@ pub struct LogItem {
     pub origin: String,
     pub key_url: String,
     pub checkpoint_url: String,
+    /// Set while the tree builder finds the log contradicting what it signed: nothing more of
+    /// it is signed until it checks out again.
+    pub integrity_alarm: Option<crate::log::integrity::Alarm>,
 }
 
 pub async fn logs(State(s): State<WebState>, viewer: Viewer) -> Response {
@@ -177,12 +180,17 @@ pub async fn logs(State(s): State<WebState>, viewer: Viewer) -> Response {
         .bind(viewer.visible())
         .fetch_all(&s.pool)
         .await?;
+        let mut alarms = crate::log::integrity::current(&s.pool).await?;
         Ok(rows
             .into_iter()
             .map(|(account, size, checkpoint_size)| LogItem {
                 origin: s.signer.origin(&account),
                 key_url: format!("/api/logs/{account}/key"),
                 checkpoint_url: format!("/api/logs/{account}/checkpoint"),
+                integrity_alarm: alarms
+                    .iter()
+                    .position(|a| a.log == account)
+                    .map(|i| alarms.remove(i)),
                 account,
                 size: size as u64,
                 checkpoint_size: checkpoint_size as u64,
