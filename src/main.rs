@@ -346,9 +346,17 @@ struct VerifyArgs {
     #[arg(long)]
     log: Option<String>,
     /// A head printed by an earlier run (SIZE:HASH): the log must still contain it, which
-    /// catches truncation and rewritten history. Needs --log.
+    /// catches truncation and rewritten history past the newest checkpoint. Needs --log.
     #[arg(long, requires = "log")]
     head: Option<ExpectedHead>,
+    /// The log's verifier key (`<origin>+<id>+<key>`, as /api/logs/ACCOUNT/key serves it):
+    /// the newest checkpoint must be signed by it. Needs --log. Without it, the server's own
+    /// key (--signing-key, or the one kept in --data-dir) is used when it is there.
+    #[arg(long, requires = "log")]
+    key: Option<String>,
+    /// The server's checkpoint signing key file.
+    #[arg(long, env = "VERDICT_SIGNING_KEY_FILE")]
+    signing_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -689,14 +697,53 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     if names.is_empty() {
         println!("no logs yet: nothing to verify");
     }
+    // Whose signature the newest checkpoints must carry.
+    let given = args
+        .key
+        .as_deref()
+        .map(|k| {
+            verdict::log::checkpoint::NoteVerifier::parse(k).with_context(|| {
+                format!("--key {k:?} is not a verifier key; copy it from /api/logs/ACCOUNT/key")
+            })
+        })
+        .transpose()?;
+    let key_file = args.signing_key.clone().or_else(|| {
+        Some(args.db.data_dir.join("checkpoint-signing.key")).filter(|kept| kept.exists())
+    });
+    let server_key = match &key_file {
+        Some(path) if given.is_none() => {
+            println!(
+                "checking checkpoint signatures with the server key in {}",
+                path.display()
+            );
+            Some(verdict::log::checkpoint::read_key_file(path)?)
+        }
+        _ => None,
+    };
+    if given.is_none() && server_key.is_none() {
+        println!(
+            "note: no key given and no server key found: checkpoint roots are checked, their signatures are not (use --key or --signing-key)"
+        );
+    }
     let mut failed = false;
     for name in names {
+        let key = match (&given, &server_key) {
+            (Some(k), _) => Some(k.clone()),
+            (None, Some(signer)) => Some(verdict::log::checkpoint::NoteVerifier::parse(
+                &signer.verifier_key(&name),
+            )?),
+            (None, None) => None,
+        };
+        let check = verdict::log::verify::Check {
+            head: args.head,
+            key,
+        };
         let bar = ProgressBar::new(0).with_style(
             ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} entries ({eta})")
                 .expect("valid template"),
         );
         bar.set_message(format!("verifying {name}"));
-        let result = verify_log(&pool, &name, args.head, |done, total| {
+        let result = verify_log(&pool, &name, check, |done, total| {
             bar.set_length(total);
             bar.set_position(done);
         })

@@ -2,14 +2,18 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::{SECRET, TestDb, fixture};
 use sqlx::{Connection, Executor, PgConnection};
-use verdict::log::verify::{ExpectedHead, Problem, VerifyError, verify_log};
+use verdict::log::checkpoint::{CheckpointSigner, NoteVerifier};
+use verdict::log::verify::{Check, ExpectedHead, Problem, VerifyError, verify_log};
 
 const LOG: &str = "codertocat";
 
-/// A database with one log of 8 entries.
-async fn log_of_eight() -> TestDb {
+/// A database with one log of 8 entries, all covered by a signed checkpoint; and the key
+/// that signed it.
+async fn log_of_eight() -> (TestDb, Arc<CheckpointSigner>) {
     let db = TestDb::new().await;
     let server = db.server(&[SECRET]).await;
     let files = [
@@ -30,8 +34,16 @@ async fn log_of_eight() -> TestDb {
         let receipt: serde_json::Value = res.json().await.unwrap();
         assert_eq!(receipt["log"], LOG);
     }
+    server.checkpoint_at_least(LOG, 8).await;
+    let signer = server.signer.clone();
     server.shutdown().await;
-    db
+    (db, signer)
+}
+
+/// Deletes the tree and every checkpoint: tampering that leaves no signature behind, so only
+/// a head printed earlier can catch it.
+async fn without_checkpoints(db: &TestDb) {
+    tamper(db, "DELETE FROM checkpoints; DELETE FROM merkle_nodes;").await;
 }
 
 /// Runs `sql` as a superuser with triggers bypassed (`session_replication_role = replica`).
@@ -65,7 +77,7 @@ async fn head(db: &TestDb) -> ExpectedHead {
 
 #[tokio::test]
 async fn an_untouched_log_verifies_against_its_own_head() {
-    let db = log_of_eight().await;
+    let (db, _key) = log_of_eight().await;
     let h = head(&db).await;
     assert_eq!(h.size, 8);
     let pool = db.app_pool().await;
@@ -76,7 +88,7 @@ async fn an_untouched_log_verifies_against_its_own_head() {
 
 #[tokio::test]
 async fn a_changed_body_byte_is_caught() {
-    let db = log_of_eight().await;
+    let (db, _key) = log_of_eight().await;
     tamper(
         &db,
         "UPDATE log_entries SET body = set_byte(body, 10, get_byte(body, 10) # 1) WHERE seq = 3",
@@ -87,7 +99,7 @@ async fn a_changed_body_byte_is_caught() {
 
 #[tokio::test]
 async fn a_deleted_entry_is_caught() {
-    let db = log_of_eight().await;
+    let (db, _key) = log_of_eight().await;
     tamper(&db, "DELETE FROM log_entries WHERE seq = 3").await;
     assert_eq!(
         problem(&db, None).await,
@@ -100,7 +112,7 @@ async fn a_deleted_entry_is_caught() {
 
 #[tokio::test]
 async fn two_swapped_entries_are_caught() {
-    let db = log_of_eight().await;
+    let (db, _key) = log_of_eight().await;
     tamper(
         &db,
         "UPDATE log_entries SET seq = 1000 WHERE seq = 2;
@@ -113,7 +125,7 @@ async fn two_swapped_entries_are_caught() {
 
 #[tokio::test]
 async fn a_rewritten_hash_is_caught() {
-    let db = log_of_eight().await;
+    let (db, _key) = log_of_eight().await;
     tamper(
         &db,
         "UPDATE log_entries SET entry_hash = sha256('forged') WHERE seq = 6",
@@ -130,10 +142,24 @@ async fn a_rewritten_hash_is_caught() {
 }
 
 #[tokio::test]
-async fn a_truncated_tail_is_caught_given_an_earlier_head() {
-    let db = log_of_eight().await;
+async fn a_truncated_tail_is_caught_by_the_checkpoint_that_covered_it() {
+    let (db, _key) = log_of_eight().await;
+    tamper(&db, "DELETE FROM log_entries WHERE seq >= 5").await;
+    assert_eq!(
+        problem(&db, None).await,
+        Problem::CheckpointBeyondLog {
+            size: 8,
+            log_size: 5
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_truncation_that_also_deleted_the_checkpoints_is_caught_given_an_earlier_head() {
+    let (db, _key) = log_of_eight().await;
     let earlier = head(&db).await;
     tamper(&db, "DELETE FROM log_entries WHERE seq >= 5").await;
+    without_checkpoints(&db).await;
     // On its own the shorter log is consistent...
     assert_eq!(head(&db).await.size, 5);
     // ...but not with the head printed before.
@@ -146,10 +172,8 @@ async fn a_truncated_tail_is_caught_given_an_earlier_head() {
     );
 }
 
-#[tokio::test]
-async fn a_consistently_rewritten_history_is_caught_given_an_earlier_head() {
-    let db = log_of_eight().await;
-    let earlier = head(&db).await;
+/// Rewrites the whole chain from entry 4 with a changed body, recomputing every hash.
+async fn rewrite_from_entry_4(db: &TestDb) {
     // Rewrite the whole chain from entry 4 with a changed body, recomputing every hash.
     let pool = db.admin_pool().await;
     let entries = sqlx::query("SELECT seq, kind, prev_hash, entry_hash, received_at, delivery_id, event, hook_id, installation_target_type, installation_target_id, signature, body_sha256, body, body_readable FROM log_entries ORDER BY seq")
@@ -182,6 +206,26 @@ async fn a_consistently_rewritten_history_is_caught_given_an_earlier_head() {
             .unwrap();
         prev = hash;
     }
+}
+
+#[tokio::test]
+async fn a_consistently_rewritten_history_is_caught_by_the_checkpoints() {
+    let (db, _key) = log_of_eight().await;
+    rewrite_from_entry_4(&db).await;
+    // Every entry hashes and links correctly, but the first checkpoint past entry 3 signed
+    // another Merkle root.
+    match problem(&db, None).await {
+        Problem::CheckpointRoot { size } => assert!((5..=8).contains(&size), "{size}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_consistently_rewritten_history_without_checkpoints_is_caught_given_an_earlier_head() {
+    let (db, _key) = log_of_eight().await;
+    let earlier = head(&db).await;
+    rewrite_from_entry_4(&db).await;
+    without_checkpoints(&db).await;
     // Internally consistent now...
     assert_eq!(head(&db).await.size, 8);
     // ...but the earlier head exposes it.
@@ -192,11 +236,58 @@ async fn a_consistently_rewritten_history_is_caught_given_an_earlier_head() {
 }
 
 #[tokio::test]
+async fn the_newest_checkpoint_must_carry_the_servers_signature() {
+    let (db, key) = log_of_eight().await;
+    let pool = db.app_pool().await;
+    let check = |key: &CheckpointSigner| Check {
+        head: None,
+        key: Some(NoteVerifier::parse(&key.verifier_key(LOG)).unwrap()),
+    };
+    let v = verify_log(&pool, LOG, check(&key), |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(v.signed, Some(8));
+    assert!(v.checkpoints >= 1);
+    // Re-signed by someone else's key (roots and sizes unchanged): refused.
+    let other = CheckpointSigner::generate("verdict.test").unwrap();
+    let forged = other.sign_checkpoint(LOG, 8, &{
+        let root: Vec<u8> =
+            sqlx::query_scalar("SELECT root_hash FROM checkpoints WHERE tree_size = 8")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        root.try_into().unwrap()
+    });
+    tamper(
+        &db,
+        &format!("UPDATE checkpoints SET note = '{forged}' WHERE tree_size = 8"),
+    )
+    .await;
+    match verify_log(&pool, LOG, check(&key), |_, _| {}).await {
+        Err(VerifyError::Bad {
+            problem: Problem::CheckpointSignature { size: 8, .. },
+            ..
+        }) => {}
+        other => panic!("a checkpoint signed by another key passed: {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn the_cli_prints_the_head_and_names_the_first_bad_entry() {
-    let db = log_of_eight().await;
+    let (db, key) = log_of_eight().await;
     let bin = env!("CARGO_BIN_EXE_verdict");
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("checkpoint-signing.key");
+    std::fs::write(&key_file, key.to_key_text()).unwrap();
+    let key_file = key_file.to_str().unwrap();
     let ok = std::process::Command::new(bin)
-        .args(["verify", "--database-url", &db.url])
+        .args([
+            "verify",
+            "--database-url",
+            &db.url,
+            "--signing-key",
+            key_file,
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&ok.stdout);
@@ -208,6 +299,10 @@ async fn the_cli_prints_the_head_and_names_the_first_bad_entry() {
     let h = head(&db).await;
     let printed = format!("ok log {LOG} size 8 head 8:{}", hex::encode(h.hash));
     assert!(stdout.contains(&printed), "{stdout}");
+    assert!(
+        stdout.contains("the newest (8) is signed by the given key"),
+        "{stdout}"
+    );
 
     // The printed head is accepted back.
     let again = std::process::Command::new(bin)
@@ -219,6 +314,8 @@ async fn the_cli_prints_the_head_and_names_the_first_bad_entry() {
             LOG,
             "--head",
             &format!("8:{}", hex::encode(h.hash)),
+            "--signing-key",
+            key_file,
         ])
         .output()
         .unwrap();
@@ -234,13 +331,17 @@ async fn the_cli_prints_the_head_and_names_the_first_bad_entry() {
             LOG,
             "--head",
             &format!("8:{}", hex::encode(h.hash)),
+            "--signing-key",
+            key_file,
         ])
         .output()
         .unwrap();
     assert!(!truncated.status.success());
     let out = String::from_utf8_lossy(&truncated.stdout);
     assert!(
-        out.contains("FAILED log codertocat: the log has 7 entries but an earlier head had 8"),
+        out.contains(
+            "FAILED log codertocat: a stored checkpoint signed 8 entries but the log has 7 (log truncated)"
+        ),
         "{out}"
     );
 
@@ -250,7 +351,13 @@ async fn the_cli_prints_the_head_and_names_the_first_bad_entry() {
     )
     .await;
     let bad = std::process::Command::new(bin)
-        .args(["verify", "--database-url", &db.url])
+        .args([
+            "verify",
+            "--database-url",
+            &db.url,
+            "--signing-key",
+            key_file,
+        ])
         .output()
         .unwrap();
     assert!(!bad.status.success());

@@ -1,9 +1,14 @@
 //! Recomputes a log from its stored bytes: every body hash, every entry hash, every link, the
-//! sequence, and optionally that the log still extends a head printed earlier.
+//! sequence; the Merkle root of every size a stored checkpoint signed (so a truncated or
+//! rewritten log fails whenever a checkpoint covered it), the newest checkpoint's signature
+//! when the server's key is given; and optionally that the log still extends a head printed
+//! earlier (which catches what happened where no checkpoint reached).
 
 use sqlx::{PgPool, Row};
 
+use super::checkpoint::NoteVerifier;
 use super::entry::{GENESIS_PREV_HASH, Hash, body_hash};
+use super::merkle::{self, Frontier};
 use super::store::{self, StoredEntry};
 
 /// Rows fetched per round trip while walking a log.
@@ -29,6 +34,22 @@ impl std::str::FromStr for ExpectedHead {
     }
 }
 
+/// What a log is checked against besides itself.
+#[derive(Debug, Clone, Default)]
+pub struct Check {
+    /// A head printed by an earlier run.
+    pub head: Option<ExpectedHead>,
+    /// The verifier key of the log (`<origin>+<id>+<key>`): the newest stored checkpoint must
+    /// be signed by it.
+    pub key: Option<NoteVerifier>,
+}
+
+impl From<Option<ExpectedHead>> for Check {
+    fn from(head: Option<ExpectedHead>) -> Check {
+        Check { head, key: None }
+    }
+}
+
 /// A verified log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedHead {
@@ -36,6 +57,10 @@ pub struct VerifiedHead {
     pub size: u64,
     /// `None` for an empty log.
     pub head_hash: Option<Hash>,
+    /// Stored checkpoints whose root was recomputed from the entries and matched.
+    pub checkpoints: u64,
+    /// The size of the newest checkpoint, when its signature was checked with the given key.
+    pub signed: Option<u64>,
 }
 
 impl std::fmt::Display for VerifiedHead {
@@ -50,7 +75,19 @@ impl std::fmt::Display for VerifiedHead {
                 hex::encode(h)
             ),
             None => write!(f, "log {} size 0 (empty)", self.log_name),
+        }?;
+        if self.checkpoints > 0 {
+            write!(
+                f,
+                "; {} stored checkpoint{} match the entries' Merkle roots",
+                self.checkpoints,
+                if self.checkpoints == 1 { "" } else { "s" }
+            )?;
         }
+        if let Some(size) = self.signed {
+            write!(f, "; the newest ({size}) is signed by the given key")?;
+        }
+        Ok(())
     }
 }
 
@@ -73,6 +110,16 @@ pub enum Problem {
         actual: String,
         expected: String,
     },
+    #[error(
+        "checkpoint {size} signed a Merkle root the first {size} entries no longer give (history rewritten)"
+    )]
+    CheckpointRoot { size: u64 },
+    #[error("a stored checkpoint signed {size} entries but the log has {log_size} (log truncated)")]
+    CheckpointBeyondLog { size: u64, log_size: u64 },
+    #[error(
+        "the newest checkpoint ({size}) is not signed by the given key over its stored root: {reason}"
+    )]
+    CheckpointSignature { size: u64, reason: String },
 }
 
 /// Failure to verify: the log is bad, or it could not be read.
@@ -118,9 +165,11 @@ pub fn check_entry(
 pub async fn verify_log(
     pool: &PgPool,
     log_name: &str,
-    expected: Option<ExpectedHead>,
+    check: impl Into<Check>,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<VerifiedHead, VerifyError> {
+    let check = check.into();
+    let expected = check.head;
     let row = sqlx::query(
         "SELECT l.id, (SELECT count(*) FROM log_entries e WHERE e.log_id = l.id)
            FROM logs l WHERE l.name = $1",
@@ -136,6 +185,17 @@ pub async fn verify_log(
         problem,
     };
 
+    // Every checkpoint ever signed (size and root; each is checked as the walk reaches it).
+    let checkpoints: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT tree_size, root_hash FROM checkpoints WHERE log_id = $1 ORDER BY tree_size",
+    )
+    .bind(log_id)
+    .fetch_all(pool)
+    .await?;
+    let mut pending = checkpoints.iter().peekable();
+    let mut matched = 0u64;
+    let mut frontier = Frontier::default();
+
     let mut next_seq = 0u64;
     let mut prev_hash = GENESIS_PREV_HASH;
     loop {
@@ -145,6 +205,13 @@ pub async fn verify_log(
         }
         for entry in &rows {
             prev_hash = check_entry(log_name, next_seq, &prev_hash, entry).map_err(bad)?;
+            frontier.push(merkle::leaf_hash(&prev_hash));
+            while let Some((size, root)) = pending.next_if(|(s, _)| *s as u64 <= frontier.size()) {
+                if *size as u64 != frontier.size() || frontier.root()[..] != root[..] {
+                    return Err(bad(Problem::CheckpointRoot { size: *size as u64 }));
+                }
+                matched += 1;
+            }
             if let Some(exp) = expected
                 && exp.size == next_seq + 1
                 && exp.hash != prev_hash
@@ -159,6 +226,12 @@ pub async fn verify_log(
         }
         progress(next_seq, total.max(next_seq));
     }
+    if let Some((size, _)) = pending.next() {
+        return Err(bad(Problem::CheckpointBeyondLog {
+            size: *size as u64,
+            log_size: next_seq,
+        }));
+    }
     if let Some(exp) = expected
         && next_seq < exp.size
     {
@@ -167,9 +240,39 @@ pub async fn verify_log(
             expected: exp.size,
         }));
     }
+    let signed = match (&check.key, checkpoints.last()) {
+        (Some(key), Some((size, root))) => {
+            let size = *size as u64;
+            let note: String = sqlx::query_scalar(
+                "SELECT note FROM checkpoints WHERE log_id = $1 AND tree_size = $2",
+            )
+            .bind(log_id)
+            .bind(size as i64)
+            .fetch_one(pool)
+            .await?;
+            match key.open_checkpoint(&note) {
+                Ok(c) if c.size == size && c.root[..] == root[..] => Some(size),
+                Ok(_) => {
+                    return Err(bad(Problem::CheckpointSignature {
+                        size,
+                        reason: "the note signs another size or root than its row".into(),
+                    }));
+                }
+                Err(e) => {
+                    return Err(bad(Problem::CheckpointSignature {
+                        size,
+                        reason: e.to_string(),
+                    }));
+                }
+            }
+        }
+        _ => None,
+    };
     Ok(VerifiedHead {
         log_name: log_name.to_string(),
         size: next_seq,
         head_hash: (next_seq > 0).then_some(prev_hash),
+        checkpoints: matched,
+        signed,
     })
 }
