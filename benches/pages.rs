@@ -178,6 +178,7 @@ async fn run() {
         feedback: Default::default(),
         limits: Default::default(),
         catch_up: None,
+        rotate_from: None,
     })
     .await
     .unwrap();

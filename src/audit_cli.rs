@@ -97,10 +97,14 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
 pub struct VerifyBundleArgs {
     /// A bundle written by `verdict export`.
     file: PathBuf,
-    /// The log's verifier key you trust (`<origin>+<id>+<base64>`). Without it the key inside
-    /// the bundle is used, which proves integrity but not who signed.
+    /// The log's verifier key you trust (`<origin>+<id>+<base64>`), saved earlier from
+    /// /api/logs/ACCOUNT/key. Rotations recorded in the log are followed from it.
     #[arg(long)]
     key: Option<String>,
+    /// Use the key inside the bundle instead: proves the bundle is intact, not who signed it
+    /// (anyone can re-sign a bundle with a key of their own).
+    #[arg(long, conflicts_with = "key")]
+    trust_bundle_key: bool,
 }
 
 fn failed(err: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
@@ -109,6 +113,13 @@ fn failed(err: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
 }
 
 pub fn verify_bundle(args: VerifyBundleArgs) -> anyhow::Result<ExitCode> {
+    if args.key.is_none() && !args.trust_bundle_key {
+        return failed(
+            "no key to check the signature with: pass the log's verifier key you trust with \
+             --key (saved earlier from /api/logs/ACCOUNT/key), or --trust-bundle-key to check \
+             the bundle against the key inside it, which proves it intact but not who signed it",
+        );
+    }
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("cannot open {}", args.file.display()))?;
     let bar = if std::io::stderr().is_terminal() {
@@ -161,6 +172,10 @@ pub struct VerifyProofArgs {
     /// Also check that this file is the delivery body the record logged.
     #[arg(long)]
     body: Option<PathBuf>,
+    /// The log's key rotations (from /api/logs/ACCOUNT/key-rotations), when the checkpoint
+    /// is signed by a key --key handed over to: each handover must be signed by both keys.
+    #[arg(long)]
+    rotations: Option<PathBuf>,
 }
 
 pub fn verify_proof(args: VerifyProofArgs) -> anyhow::Result<ExitCode> {
@@ -171,7 +186,15 @@ pub fn verify_proof(args: VerifyProofArgs) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
         .transpose()?;
-    match bundle::verify_proof_file(&text, &args.key, body.as_deref()) {
+    let rotations = match &args.rotations {
+        Some(path) => verdict::log::keys::parse_concatenated(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        )
+        .with_context(|| format!("{} holds no valid key rotations", path.display()))?,
+        None => Vec::new(),
+    };
+    match bundle::verify_proof_file_following(&text, &args.key, &rotations, body.as_deref()) {
         Ok(r) => {
             let e = &r.entry;
             println!(
@@ -217,21 +240,37 @@ pub struct MonitorArgs {
     /// After a successful check, replace the saved checkpoint with the server's current one.
     #[arg(long)]
     update: bool,
+    /// An operator token (VERDICT_ADMIN_TOKEN), sent as a bearer token: needed for logs whose
+    /// repositories are all private.
+    #[arg(long, env = "VERDICT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 pub async fn monitor(args: MonitorArgs) -> anyhow::Result<ExitCode> {
     let saved = std::fs::read_to_string(&args.checkpoint)
         .with_context(|| format!("cannot read {}", args.checkpoint.display()))?;
-    match monitor::observe(&args.server, &saved, args.key.as_deref()).await {
+    match monitor::observe(
+        &args.server,
+        &saved,
+        args.key.as_deref(),
+        args.token.as_deref(),
+    )
+    .await
+    {
         Ok((o, key_from_server)) => {
             println!(
-                "ok log {}: the current tree (size {}, root {}) extends the saved one (size {}, root {})",
+                "ok log {}: the current tree (size {}, root {}) extends the saved one (size {}, root {}), and its newest entry is the one signed",
                 o.account,
                 o.current.size,
                 hex::encode(o.current.root),
                 o.saved.size,
                 hex::encode(o.saved.root)
             );
+            if let Some(key) = &o.rotated_to {
+                println!(
+                    "note: the log's signing key was rotated (the handover is signed by both keys): trust {key} from now on"
+                );
+            }
             if key_from_server {
                 println!(
                     "note: used the key the server publishes; pass --key to pin the key you trust"

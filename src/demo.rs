@@ -76,6 +76,7 @@ pub async fn run(
         feedback,
         limits: Default::default(),
         catch_up: None,
+        rotate_from: None,
     })
     .await?;
     let base = format!("http://{}", running.addr);

@@ -120,6 +120,12 @@ struct ServeArgs {
     /// keeps one in --data-dir, generating it on first start.
     #[arg(long, env = "VERDICT_SIGNING_KEY_FILE")]
     signing_key: Option<PathBuf>,
+    /// Hand the logs' checkpoints over from this key file (the key that signed them so far)
+    /// to --signing-key: each log records the rotation, signed by both keys, so verifiers that
+    /// trust the old key follow to the new one. Without it, `serve` refuses a key that did not
+    /// sign the newest checkpoints.
+    #[arg(long, value_name = "OLD_KEY_FILE")]
+    rotate_key: Option<PathBuf>,
     /// Don't maintain the Merkle tree and checkpoints: only for measuring what they cost.
     #[arg(long, hide = true)]
     no_merkle: bool,
@@ -511,6 +517,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             signer.name()
         );
     }
+    let rotate_from = args
+        .rotate_key
+        .as_deref()
+        .map(verdict::log::checkpoint::read_key_file)
+        .transpose()?
+        .map(std::sync::Arc::new);
     let db = open_db(&args.db, db::Migrations::Apply).await?;
     let running = server::start(ServerConfig {
         database_url: db.url.clone(),
@@ -531,6 +543,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         },
         catch_up: (args.catch_up_interval > 0)
             .then(|| std::time::Duration::from_secs(args.catch_up_interval)),
+        rotate_from,
     })
     .await?;
     tracing::info!(

@@ -32,6 +32,9 @@ pub struct ServerConfig {
     /// How often to reconcile GitHub's list of deliveries with the log (needs the App's
     /// credentials); `None`: never in the background.
     pub catch_up: Option<std::time::Duration>,
+    /// The key that signed the checkpoints so far, when `signer` takes over from it
+    /// (`--rotate-key`): the handover is recorded in each log, signed by both.
+    pub rotate_from: Option<std::sync::Arc<crate::log::checkpoint::CheckpointSigner>>,
 }
 
 /// A bound, running server.
@@ -76,6 +79,8 @@ pub enum ServeError {
     Db(#[from] crate::db::DbError),
     #[error(transparent)]
     GitHub(#[from] crate::feedback::github::GitHubError),
+    #[error(transparent)]
+    Keys(#[from] crate::log::keys::ContinuityError),
     #[error(
         "cannot start verdict's background thread: {0}. Check the process's thread limit (ulimit -u)"
     )]
@@ -90,6 +95,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     let pool = crate::db::app_pool(&config.database_url, config.max_connections).await?;
     let sequencer = Sequencer::new(pool.clone());
     let intake_load = sequencer.load();
+    // Sign nothing with a key that does not continue every log's checkpoints.
+    crate::log::keys::ensure_continuity(
+        &pool,
+        &config.signer,
+        config.rotate_from.as_deref(),
+        &sequencer,
+    )
+    .await?;
     // Background work has its own thread, runtime and pool: see crate::background.
     let background = crate::background::Background::start().map_err(ServeError::Background)?;
     let bg_pool = {

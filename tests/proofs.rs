@@ -377,8 +377,10 @@ async fn an_exported_bundle_verifies_without_the_database_and_fails_on_any_rewri
     let key = server_key(&key_file);
     let check = |path: &std::path::Path, key: Option<&str>| {
         let mut args = vec!["verify-bundle", path.to_str().unwrap()];
-        if let Some(k) = key {
-            args.extend(["--key", k]);
+        match key {
+            Some("bundle") => args.push("--trust-bundle-key"),
+            Some(k) => args.extend(["--key", k]),
+            None => {}
         }
         verdict(
             &args,
@@ -392,8 +394,39 @@ async fn an_exported_bundle_verifies_without_the_database_and_fails_on_any_rewri
         out.contains("ok checkpoint verdict.test/acme size 17"),
         "{out}"
     );
+    // Without a key of one's own, the bundle proves nothing about who signed it: refused
+    // unless the auditor says so.
     let (ok, out) = check(&bundle, None);
+    assert!(!ok && out.contains("--trust-bundle-key"), "{out}");
+    let (ok, out) = check(&bundle, Some("bundle"));
     assert!(ok && out.contains("key inside the bundle"), "{out}");
+    // A bundle re-signed with someone else's key (and that key put in its header) passes
+    // only for an auditor who trusts the bundle's own key.
+    let mallory = verdict::log::checkpoint::CheckpointSigner::generate("verdict.test").unwrap();
+    let mut lines: Vec<String> = std::fs::read_to_string(&bundle)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let mut header: Value = serde_json::from_str(&lines[0]).unwrap();
+    let signed = NoteVerifier::parse(&key)
+        .unwrap()
+        .open_checkpoint(header["checkpoint"].as_str().unwrap())
+        .unwrap();
+    header["checkpoint"] = mallory
+        .sign_checkpoint("acme", signed.size, &signed.root)
+        .into();
+    header["verifier_key"] = mallory.verifier_key("acme").into();
+    lines[0] = header.to_string();
+    let resigned = dir.path().join("resigned.jsonl");
+    std::fs::write(&resigned, lines.join("\n") + "\n").unwrap();
+    let (ok, _) = check(&resigned, Some("bundle"));
+    assert!(ok, "intact, under the bundle's own key");
+    let (ok, out) = check(&resigned, Some(&key));
+    assert!(
+        !ok && out.contains("no signature by verdict.test/acme"),
+        "{out}"
+    );
 
     let text = std::fs::read_to_string(&bundle).unwrap();
     let variants = [

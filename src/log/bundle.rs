@@ -233,8 +233,17 @@ pub fn verify_bundle(
             reason: format!("format {:?} is not {BUNDLE_FORMAT}", header.format),
         });
     }
-    let verifier = NoteVerifier::parse(key.unwrap_or(&header.verifier_key))?;
-    let checkpoint = verifier.open_checkpoint(&header.checkpoint)?;
+    let trusted = NoteVerifier::parse(key.unwrap_or(&header.verifier_key))?;
+    // Read now, checked at the end: the key that signed it may be one the trusted key handed
+    // over to, through a rotation entry in the bundle.
+    let checkpoint = Checkpoint::parse(
+        header
+            .checkpoint
+            .rsplit_once("\n\n")
+            .map(|(text, _)| text)
+            .unwrap_or(&header.checkpoint),
+    )?;
+    let mut rotations = Vec::new();
     let mut frontier = Frontier::default();
     let mut prev = GENESIS_PREV_HASH;
     let mut count = 0u64;
@@ -251,6 +260,11 @@ pub fn verify_bundle(
             reason: "a hash is not hex or the body is not base64".into(),
         })?;
         prev = check_entry(&header.account, count, &prev, &stored).map_err(AuditError::Chain)?;
+        if stored.kind == super::entry::KIND_KEY_ROTATION
+            && let Ok(r) = super::keys::open_rotation(&String::from_utf8_lossy(&stored.body))
+        {
+            rotations.push(r);
+        }
         frontier.push(merkle::leaf_hash(&prev));
         count += 1;
         if count == checkpoint.size {
@@ -270,6 +284,26 @@ pub fn verify_bundle(
         return Err(AuditError::TooShort {
             entries: count,
             size: checkpoint.size,
+        });
+    }
+    // The checkpoint is signed by the trusted key, or by a key it handed over to.
+    let mut keys = vec![trusted.clone()];
+    keys.extend(
+        super::keys::follow(&trusted, &rotations)
+            .1
+            .into_iter()
+            .map(|r| r.new.clone()),
+    );
+    let opened = keys
+        .iter()
+        .rev()
+        .map(|k| k.open_checkpoint(&header.checkpoint))
+        .find(Result::is_ok)
+        .unwrap_or_else(|| trusted.open_checkpoint(&header.checkpoint))?;
+    if opened != checkpoint {
+        return Err(AuditError::Format {
+            line: 1,
+            reason: "the checkpoint's text changed between reading and checking".into(),
         });
     }
     Ok(BundleReport {
@@ -294,6 +328,17 @@ pub struct ProofReport {
 pub fn verify_proof_file(
     text: &str,
     key: &str,
+    body: Option<&[u8]>,
+) -> Result<ProofReport, AuditError> {
+    verify_proof_file_following(text, key, &[], body)
+}
+
+/// Like [`verify_proof_file`], for a checkpoint signed by a key that `key` handed over to
+/// through `rotations` (the log's key rotations, each signed by both keys).
+pub fn verify_proof_file_following(
+    text: &str,
+    key: &str,
+    rotations: &[super::keys::Rotation],
     body: Option<&[u8]>,
 ) -> Result<ProofReport, AuditError> {
     let bad = |line: u64, reason: &str| AuditError::Format {
@@ -340,7 +385,12 @@ pub fn verify_proof_file(
     }
     let note = lines.collect::<Vec<_>>().join("\n");
     let verifier = NoteVerifier::parse(key)?;
-    let checkpoint = verifier.open_checkpoint(&note)?;
+    let followed = super::keys::follow(&verifier, rotations).1;
+    let checkpoint = followed
+        .iter()
+        .rev()
+        .find_map(|r| r.new.open_checkpoint(&note).ok())
+        .map_or_else(|| verifier.open_checkpoint(&note), Ok)?;
     let entry = DecodedEntry::decode(&extra).ok_or(bad(
         2,
         "extra is not a verdict entry encoding (docs/log-format.md)",

@@ -147,6 +147,17 @@ impl CheckpointSigner {
         sign_note(&self.key, key_name, text)
     }
 
+    /// `text` signed by every one of `signers` (each under its key name): one note, one
+    /// signature line per key, in order.
+    pub fn cosign(text: &str, signers: &[(&CheckpointSigner, &str)]) -> String {
+        let mut note = format!("{text}\n");
+        for (signer, key_name) in signers {
+            let signed = signer.sign_note(key_name, text);
+            note.push_str(&signed[text.len() + 1..]);
+        }
+        note
+    }
+
     /// A signed checkpoint of an account's log.
     pub fn sign_checkpoint(&self, account: &str, size: u64, root: &Hash) -> String {
         let origin = self.origin(account);
@@ -328,6 +339,21 @@ impl Checkpoint {
 /// Splits the checkpoint out of a signed note without checking it (to learn its origin).
 pub fn peek_origin(note: &str) -> Option<&str> {
     note.lines().next().filter(|l| !l.is_empty())
+}
+
+/// Who signed a note, unchecked, for messages: `<key name>+<hex id>` of each signature line.
+pub fn peek_signer(note: &str) -> Option<String> {
+    let (_, sigs) = note.rsplit_once("\n\n")?;
+    let names: Vec<String> = sigs
+        .lines()
+        .filter_map(|l| {
+            let (name, blob) = l.strip_prefix(SIG_PREFIX)?.split_once(' ')?;
+            let blob = B64.decode(blob).ok()?;
+            let id = u32::from_be_bytes(blob.get(..4)?.try_into().ok()?);
+            Some(format!("{name}+{id:08x}"))
+        })
+        .collect();
+    (!names.is_empty()).then(|| names.join(", "))
 }
 
 #[cfg(test)]

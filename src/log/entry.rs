@@ -34,6 +34,10 @@ pub const KIND_GITHUB_API: &str = "github-api";
 /// wrong (findings are never edited).
 pub const KIND_FINDING_WITHDRAWN: &str = "verdict-finding-withdrawn";
 
+/// The handover of a log's checkpoint signing key: a note signed by the old key and the new
+/// (see docs/log-format.md and [`crate::log::keys`]).
+pub const KIND_KEY_ROTATION: &str = "verdict-key-rotation";
+
 /// Everything the entry hash commits to. Optional GitHub headers that were absent are `None`
 /// and encode exactly like an empty value (GitHub never sends empty values for them).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,6 +4,7 @@ pub mod bundle;
 pub mod checkpoint;
 pub mod entry;
 pub mod integrity;
+pub mod keys;
 pub mod merkle;
 pub mod monitor;
 pub mod sequencer;

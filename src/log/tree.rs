@@ -11,7 +11,7 @@ use sqlx::{PgConnection, PgExecutor, PgPool, Row};
 use super::checkpoint::{CheckpointSigner, NoteVerifier};
 use super::entry::{GENESIS_PREV_HASH, Hash};
 use super::merkle::{self, Frontier, NodeId, Range};
-use super::{integrity, store};
+use super::{integrity, keys, store};
 use crate::background::IntakeLoad;
 
 /// Namespace of the per-log tree lock (the sequencer and projector use others).
@@ -194,18 +194,26 @@ impl TreeBuilder {
             .unwrap_or([0; 32]);
         let note: String = newest.get("note");
         let bad = |what: String| TreeError::Integrity(what);
-        match self.verifier(name)?.open_checkpoint(&note) {
-            Ok(c) if c.size == size && c.root == root => {}
-            Ok(_) => {
-                return Err(bad(format!(
-                    "checkpoint {size}: its stored size or root is not what its note signed"
-                )));
-            }
-            Err(e) => {
-                return Err(bad(format!(
-                    "checkpoint {size} is not signed by this server's key ({e})"
-                )));
-            }
+        let ours = self
+            .verifier(name)?
+            .open_checkpoint(&note)
+            .is_ok_and(|c| c.size == size && c.root == root);
+        // Signed by an earlier key: only the checkpoint a stored rotation handed over at.
+        // (Rotations are read only then: finding them means reading the log.)
+        if !ours
+            && !keys::accepts(
+                &self.signer,
+                name,
+                &keys::stored(&mut *conn, log_id).await?,
+                &note,
+                size,
+                &root,
+            )
+        {
+            return Err(bad(format!(
+                "checkpoint {size} is not signed over its stored size and root by this server's \
+                 key, nor by a key that handed over to it"
+            )));
         }
         let frontier =
             Frontier::from_nodes(size, node_hashes(conn, log_id, &Frontier::ids(size)).await?);

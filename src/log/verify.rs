@@ -250,7 +250,15 @@ pub async fn verify_log(
             .bind(size as i64)
             .fetch_one(pool)
             .await?;
-            match key.open_checkpoint(&note) {
+            // The given key, or one it handed over to through the log's rotations.
+            let rotations = super::keys::stored(pool, log_id).await?;
+            let opened = super::keys::follow(key, &rotations)
+                .1
+                .iter()
+                .rev()
+                .find_map(|r| r.new.open_checkpoint(&note).ok())
+                .map_or_else(|| key.open_checkpoint(&note), Ok);
+            match opened {
                 Ok(c) if c.size == size && c.root[..] == root[..] => Some(size),
                 Ok(_) => {
                     return Err(bad(Problem::CheckpointSignature {

@@ -154,6 +154,7 @@ fn viewer_routes<R: Registrar<WebState>>(r: R) -> R {
         )
         .get("/api/logs", proofs::logs)
         .get("/api/logs/{account}/key", proofs::key)
+        .get("/api/logs/{account}/key-rotations", proofs::key_rotations)
         .get("/api/logs/{account}/checkpoint", proofs::checkpoint)
         .get("/api/logs/{account}/proof/inclusion", proofs::inclusion)
         .get("/api/logs/{account}/proof/consistency", proofs::consistency)

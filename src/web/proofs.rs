@@ -212,6 +212,24 @@ pub async fn key(
     }
 }
 
+/// The log's key rotations, each a note signed by the old key and the new one, concatenated
+/// (empty when the key never changed): a verifier trusting an earlier key follows them.
+pub async fn key_rotations(
+    State(s): State<WebState>,
+    viewer: Viewer,
+    Path(account): Path<String>,
+) -> Response {
+    let result = async {
+        let log_id = visible(&s.pool, &account, &viewer).await?;
+        Ok::<_, WebError>(crate::log::keys::stored(&s.pool, log_id).await?)
+    }
+    .await;
+    match result {
+        Ok(rotations) => text(crate::log::keys::concatenated(&rotations)),
+        Err(e) => api::error(e),
+    }
+}
+
 pub async fn checkpoint(
     State(s): State<WebState>,
     viewer: Viewer,
@@ -277,17 +295,24 @@ pub async fn inclusion(
             (None, Some(guid)) => {
                 // Naming a delivery tells whether it exists: only where the viewer may see
                 // the delivery's repository.
-                let entry: Option<(i64, String, Vec<u8>)> = sqlx::query_as(
-                    "SELECT seq, kind, body FROM log_entries WHERE log_id = $1 AND delivery_id = $2",
+                let entry: Option<(i64, String, Option<String>, Vec<u8>)> = sqlx::query_as(
+                    "SELECT seq, kind, hook_id, body FROM log_entries
+                      WHERE log_id = $1 AND delivery_id = $2",
                 )
                 .bind(log_id)
                 .bind(guid)
                 .fetch_optional(&s.pool)
                 .await?;
+                let visible = match &entry {
+                    Some((_, kind, hook_id, body)) => {
+                        let audience =
+                            super::access::entry_audience(kind, hook_id.as_deref(), body);
+                        viewer.may_see_entry(&s.pool, log_id, &audience).await?
+                    }
+                    None => false,
+                };
                 entry
-                    .filter(|(_, kind, body)| {
-                        viewer.may_see(super::access::entry_repository(kind, body).as_deref())
-                    })
+                    .filter(|_| visible)
                     .ok_or_else(|| {
                         WebError::NotFound(format!(
                             "log {account:?} has no delivery {guid:?}{}",

@@ -1095,7 +1095,13 @@ pub async fn record(
     let entry = store::entry_at(&mut *conn, account, seq)
         .await?
         .ok_or_else(not_found)?;
-    if !viewer.may_see(super::access::entry_repository(&entry.kind, &entry.body).as_deref()) {
+    let log_id: i64 = sqlx::query_scalar("SELECT id FROM logs WHERE name = $1")
+        .bind(account)
+        .fetch_one(&mut *conn)
+        .await?;
+    let audience =
+        super::access::entry_audience(&entry.kind, entry.hook_id.as_deref(), &entry.body);
+    if !viewer.may_see_entry(pool, log_id, &audience).await? {
         return Err(not_found());
     }
     let decisions: Vec<DecisionView> = sqlx::query(sqlx::AssertSqlSafe(format!(

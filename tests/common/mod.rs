@@ -58,6 +58,11 @@ fn template_name() -> String {
 
 /// How a test server is set up.
 pub struct ServerOptions {
+    /// The checkpoint signing key; `None`: the database's own (one per `TestDb`, so a restart
+    /// keeps signing with the same key).
+    pub signer: Option<std::sync::Arc<verdict::log::checkpoint::CheckpointSigner>>,
+    /// The key the checkpoints are handed over from (`--rotate-key`).
+    pub rotate_from: Option<std::sync::Arc<verdict::log::checkpoint::CheckpointSigner>>,
     pub secrets: Vec<String>,
     pub judge: bool,
     pub feedback: verdict::feedback::FeedbackConfig,
@@ -68,6 +73,8 @@ pub struct ServerOptions {
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
+            signer: None,
+            rotate_from: None,
             secrets: vec![SECRET.to_string()],
             judge: false,
             feedback: Default::default(),
@@ -85,6 +92,8 @@ pub struct TestDb {
     pub name: String,
     /// URL of this database as the (superuser) admin: may migrate and bypass triggers.
     pub url: String,
+    /// The key every server on this database signs checkpoints with (unless told otherwise).
+    pub signer: std::sync::Arc<verdict::log::checkpoint::CheckpointSigner>,
 }
 
 impl TestDb {
@@ -150,6 +159,9 @@ impl TestDb {
         TestDb {
             url: with_database(&admin, &name),
             name,
+            signer: std::sync::Arc::new(
+                verdict::log::checkpoint::CheckpointSigner::generate("verdict.test").unwrap(),
+            ),
         }
     }
 
@@ -225,9 +237,12 @@ impl TestDb {
 
     /// Starts a verdict server on this database.
     pub async fn start(&self, o: ServerOptions) -> TestServer {
-        let signer = std::sync::Arc::new(
-            verdict::log::checkpoint::CheckpointSigner::generate("verdict.test").unwrap(),
-        );
+        self.try_start(o).await.expect("server starts")
+    }
+
+    /// Starts a verdict server on this database, or says why it would not start.
+    pub async fn try_start(&self, o: ServerOptions) -> Result<TestServer, server::ServeError> {
+        let signer = o.signer.clone().unwrap_or_else(|| self.signer.clone());
         let secrets: Vec<&str> = o.secrets.iter().map(String::as_str).collect();
         let running = server::start(ServerConfig {
             database_url: self.url.clone(),
@@ -242,15 +257,15 @@ impl TestDb {
             feedback: o.feedback,
             limits: o.limits,
             catch_up: None,
+            rotate_from: o.rotate_from,
         })
-        .await
-        .expect("server starts");
-        TestServer {
+        .await?;
+        Ok(TestServer {
             base: format!("http://{}", running.addr),
             client: reqwest::Client::new(),
             running: Some(running),
             signer,
-        }
+        })
     }
 }
 

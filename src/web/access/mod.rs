@@ -417,10 +417,60 @@ impl Access {
     }
 }
 
+/// Who may see a log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    /// Whoever may see this repository.
+    Repository(String),
+    /// Whoever may see the log at all: statements about the log itself (key rotations).
+    Log,
+    /// Operators only: entries of no repository (installation events, reconciliations,
+    /// unreadable bodies).
+    Operators,
+}
+
+/// Who may see a log entry of `kind`, with its `hook_id` field and `body`.
+pub fn entry_audience(kind: &str, hook_id: Option<&str>, body: &[u8]) -> Audience {
+    use crate::log::entry::{KIND_GITHUB_API, KIND_KEY_ROTATION};
+    let repository = match kind {
+        KIND_KEY_ROTATION => return Audience::Log,
+        // An object read from GitHub's API: the repository its request URL names.
+        KIND_GITHUB_API => hook_id.and_then(|url| crate::projections::api::repo_and_number(url).0),
+        _ => entry_repository(kind, body),
+    };
+    repository.map_or(Audience::Operators, Audience::Repository)
+}
+
+impl Viewer {
+    /// Whether this viewer may see an entry of log `log_id` meant for `audience`.
+    pub async fn may_see_entry(
+        &self,
+        pool: &PgPool,
+        log_id: i64,
+        audience: &Audience,
+    ) -> sqlx::Result<bool> {
+        Ok(match audience {
+            Audience::Repository(repo) => self.may_see(Some(repo)),
+            Audience::Operators => self.may_see(None),
+            Audience::Log => {
+                self.visible.is_none()
+                    || sqlx::query_scalar::<_, String>(
+                        "SELECT repo FROM repositories WHERE log_id = $1",
+                    )
+                    .bind(log_id)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .any(|r| self.may_see(Some(r)))
+            }
+        })
+    }
+}
+
 /// The repository a log entry belongs to, for the visibility rule: the `repository.full_name`
-/// of a GitHub payload, or of one of verdict's own entries (findings and acknowledgements carry
-/// the same member). `None` for entries of no repository (installation events, unreadable
-/// bodies): those are for operators only.
+/// of a GitHub payload, or of one of verdict's own entries (findings, their withdrawals and
+/// acknowledgements carry the same member). `None` for entries of no repository (installation
+/// events, unreadable bodies): those are for operators only.
 pub fn entry_repository(kind: &str, body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Named {
@@ -430,8 +480,15 @@ pub fn entry_repository(kind: &str, body: &[u8]) -> Option<String> {
     struct WithRepository {
         repository: Option<Named>,
     }
-    use crate::log::entry::{KIND_ACK, KIND_FINDING, KIND_GITHUB_DELIVERY};
-    if ![KIND_GITHUB_DELIVERY, KIND_FINDING, KIND_ACK].contains(&kind) {
+    use crate::log::entry::{KIND_ACK, KIND_FINDING, KIND_FINDING_WITHDRAWN, KIND_GITHUB_DELIVERY};
+    if ![
+        KIND_GITHUB_DELIVERY,
+        KIND_FINDING,
+        KIND_FINDING_WITHDRAWN,
+        KIND_ACK,
+    ]
+    .contains(&kind)
+    {
         return None;
     }
     let parsed: WithRepository = serde_json::from_slice(body).ok().or_else(|| {
