@@ -13,3 +13,7 @@ CREATE TABLE integrity_alarms (
 
 ALTER TABLE integrity_alarms OWNER TO verdict_owner;
 GRANT SELECT, INSERT, UPDATE, DELETE ON integrity_alarms TO verdict_app;
+
+-- A server that logs in with VERDICT_APP_DATABASE_URL alone cannot migrate; it checks that the
+-- database has every migration it needs before serving.
+GRANT SELECT ON _sqlx_migrations TO verdict_app;

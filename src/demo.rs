@@ -44,6 +44,8 @@ pub async fn run(
         );
     }
     let database = db::open(database_url, data_dir, db::Migrations::Apply).await?;
+    // As `serve` does: the server logs in as a role that may only read and append the log.
+    let runtime_url = db::roles::runtime_url(&database.url, None, None, data_dir).await?;
     let (signer, key_path, _) = verdict::log::checkpoint::load_or_generate(None, data_dir)?;
     println!("checkpoints are signed with {}", key_path.display());
     // Findings go out as signed alerts to a receiver of the demo's own.
@@ -61,7 +63,7 @@ pub async fn run(
         github.url
     );
     let running = server::start(ServerConfig {
-        database_url: database.url.clone(),
+        database_url: runtime_url,
         secrets: WebhookSecrets::from_list(&[DEMO_SECRET]),
         listen,
         max_connections: 4,

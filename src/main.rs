@@ -91,6 +91,32 @@ struct DbArgs {
     /// Where verdict keeps its private PostgreSQL cluster when no DATABASE_URL is given.
     #[arg(long, env = "VERDICT_DATA_DIR", default_value = ".verdict")]
     data_dir: PathBuf,
+    /// Password of the verdict_runtime login role the server runs as (set by `migrate` and
+    /// `serve`). Without it, one is made and kept in --data-dir.
+    #[arg(long, env = "VERDICT_APP_DATABASE_PASSWORD", hide_env_values = true)]
+    app_database_password: Option<String>,
+}
+
+impl DbArgs {
+    /// The URL the server logs in with (see `verdict::db::roles`), warning when that login
+    /// could get round the log's protections.
+    async fn runtime_url(&self, admin_url: &str, app_url: Option<&str>) -> anyhow::Result<String> {
+        let url = db::roles::runtime_url(
+            admin_url,
+            app_url,
+            self.app_database_password.as_deref(),
+            &self.data_dir,
+        )
+        .await?;
+        let login = db::roles::login(&url).await?;
+        match login.warning() {
+            Some(warning) => tracing::warn!("{warning}"),
+            None => {
+                tracing::info!(user = %login.user, "the server logs in as a role that may only read and append the log")
+            }
+        }
+        Ok(url)
+    }
 }
 
 #[derive(Args)]
@@ -120,6 +146,12 @@ struct ServeArgs {
     /// keeps one in --data-dir, generating it on first start.
     #[arg(long, env = "VERDICT_SIGNING_KEY_FILE")]
     signing_key: Option<PathBuf>,
+    /// The URL the server's connections log in with: a role that may only read and append
+    /// the log, as `verdict migrate` prints it. Without DATABASE_URL, serve then runs on it
+    /// alone (and needs the database migrated already). Default: verdict_runtime, set up
+    /// through DATABASE_URL.
+    #[arg(long, env = "VERDICT_APP_DATABASE_URL", hide_env_values = true)]
+    app_database_url: Option<String>,
     /// Hand the logs' checkpoints over from this key file (the key that signed them so far)
     /// to --signing-key: each log records the rotation, signed by both keys, so verifiers that
     /// trust the old key follow to the new one. Without it, `serve` refuses a key that did not
@@ -403,6 +435,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => {
             let db = open_db(&args, db::Migrations::Apply).await?;
             println!("migrations applied to {}", db::redact(&db.url));
+            let runtime = args.runtime_url(&db.url, None).await?;
+            if runtime != db.url {
+                println!(
+                    "the server logs in as {} (it may only read and append the log):\nVERDICT_APP_DATABASE_URL={runtime}",
+                    db::roles::RUNTIME_ROLE
+                );
+            }
             stop_cluster(&db);
             Ok(ExitCode::SUCCESS)
         }
@@ -523,9 +562,29 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .map(verdict::log::checkpoint::read_key_file)
         .transpose()?
         .map(std::sync::Arc::new);
-    let db = open_db(&args.db, db::Migrations::Apply).await?;
+    // Migrations need a user that may run them; the server itself logs in as one that may
+    // only read and append the log.
+    let (db, runtime_url) = match (&args.db.database_url, &args.app_database_url) {
+        (None, Some(app)) => {
+            db::roles::ensure_migrated(app).await?;
+            let db = db::Database {
+                url: app.clone(),
+                cluster: None,
+            };
+            let url = args.db.runtime_url(app, Some(app)).await?;
+            (db, url)
+        }
+        _ => {
+            let db = open_db(&args.db, db::Migrations::Apply).await?;
+            let url = args
+                .db
+                .runtime_url(&db.url, args.app_database_url.as_deref())
+                .await?;
+            (db, url)
+        }
+    };
     let running = server::start(ServerConfig {
-        database_url: db.url.clone(),
+        database_url: runtime_url,
         secrets,
         listen: args.listen,
         max_connections: args.db_connections,

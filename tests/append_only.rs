@@ -309,3 +309,123 @@ async fn migrations_are_idempotent_and_rerunnable() {
         .unwrap();
     assert_eq!(applied as usize, verdict::db::MIGRATOR.iter().count());
 }
+
+/// One connection logged in as `url`'s user, with no `SET ROLE` of verdict's.
+async fn raw(url: &str) -> sqlx::PgConnection {
+    <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_servers_login_cannot_reset_its_role_to_anything_more_powerful() {
+    let db = seeded().await;
+    let runtime = db.runtime_url().await;
+    let login = verdict::db::roles::login(&runtime).await.unwrap();
+    assert_eq!(login.user, "verdict_runtime");
+    assert!(!login.superuser && !login.owner);
+    assert_eq!(login.warning(), None);
+    // The test cluster's admin is a superuser: serving as it is warned about.
+    let admin = verdict::db::roles::login(&db.url).await.unwrap();
+    assert!(admin.superuser);
+    assert!(admin.warning().unwrap().contains("superuser"));
+
+    let mut conn = raw(&runtime).await;
+    use sqlx::Executor;
+    conn.execute("RESET ROLE").await.unwrap();
+    let (user, superuser): (String, bool) = sqlx::query_as(
+        "SELECT current_user::text, rolsuper FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((user.as_str(), superuser), ("verdict_runtime", false));
+    for sql in [
+        "SET ROLE postgres",
+        "SET ROLE verdict_owner",
+        "SET session_replication_role = replica",
+        "ALTER TABLE log_entries DISABLE TRIGGER ALL",
+        "DROP TRIGGER log_entries_no_truncate ON log_entries",
+        "UPDATE log_entries SET body = ''::bytea",
+        "DELETE FROM log_entries",
+        "TRUNCATE log_entries",
+        "DELETE FROM checkpoints",
+        "ALTER ROLE verdict_runtime SUPERUSER",
+    ] {
+        let refused = conn.execute(sql).await;
+        assert!(refused.is_err(), "{sql} was allowed after RESET ROLE");
+    }
+    // What it is for still works.
+    let entries: i64 = sqlx::query_scalar("SELECT count(*) FROM log_entries")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(entries, 3);
+}
+
+#[tokio::test]
+async fn migrate_prints_the_servers_login_and_serve_runs_on_it_alone() {
+    let db = seeded().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args(["migrate", "--data-dir", dir.path().to_str().unwrap()])
+        .env("DATABASE_URL", &db.url)
+        .env("VERDICT_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let app_url = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("VERDICT_APP_DATABASE_URL="))
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .to_string();
+    assert!(
+        app_url.starts_with("postgres://verdict_runtime:"),
+        "{app_url}"
+    );
+    // The password is kept in the data directory, readable by its owner only.
+    let kept = dir.path().join("runtime-database-password");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(app_url.contains(std::fs::read_to_string(&kept).unwrap().trim()));
+
+    // serve with that URL only: no migration rights, no superuser, and it serves.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .env_remove("DATABASE_URL")
+        .env("VERDICT_APP_DATABASE_URL", &app_url)
+        .env("GITHUB_WEBHOOK_SECRET", SECRET)
+        .env("VERDICT_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut healthy = false;
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await
+            && r.status() == 200
+        {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(healthy, "serve did not start: {stderr}");
+    assert!(!stderr.contains("superuser"), "{stderr}");
+}

@@ -2,6 +2,7 @@
 //! server runs as.
 
 pub mod local_cluster;
+pub mod roles;
 
 use std::time::Duration;
 
@@ -32,6 +33,11 @@ pub enum DbError {
     Sql(#[from] sqlx::Error),
     #[error(transparent)]
     Cluster(#[from] local_cluster::ClusterError),
+    #[error(
+        "the database is at migration {applied}, this verdict needs {latest}: run `verdict migrate` \
+         with DATABASE_URL (a user that may migrate), or give serve DATABASE_URL too"
+    )]
+    NotMigrated { applied: i64, latest: i64 },
 }
 
 /// `url` with any password replaced, for messages and logs.

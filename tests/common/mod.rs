@@ -87,6 +87,9 @@ impl Default for ServerOptions {
     }
 }
 
+/// The test servers' `verdict_runtime` password (local connections use trust auth anyway).
+const RUNTIME_PASSWORD: &str = "verdict-test-runtime";
+
 /// A fresh, migrated database, dropped when the value is dropped.
 pub struct TestDb {
     pub name: String,
@@ -240,12 +243,28 @@ impl TestDb {
         self.try_start(o).await.expect("server starts")
     }
 
+    /// The URL a server on this database logs in with: the `verdict_runtime` role, as `serve`
+    /// sets it up (once per test process: roles are shared by the whole PostgreSQL server).
+    pub async fn runtime_url(&self) -> String {
+        static ROLE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+        ROLE.get_or_init(|| async {
+            verdict::db::roles::setup_runtime_role(&self.url, RUNTIME_PASSWORD)
+                .await
+                .expect("the verdict_runtime role can be set up");
+        })
+        .await;
+        let mut url = url::Url::parse(&self.url).unwrap();
+        url.set_username(verdict::db::roles::RUNTIME_ROLE).unwrap();
+        url.set_password(Some(RUNTIME_PASSWORD)).unwrap();
+        url.to_string()
+    }
+
     /// Starts a verdict server on this database, or says why it would not start.
     pub async fn try_start(&self, o: ServerOptions) -> Result<TestServer, server::ServeError> {
         let signer = o.signer.clone().unwrap_or_else(|| self.signer.clone());
         let secrets: Vec<&str> = o.secrets.iter().map(String::as_str).collect();
         let running = server::start(ServerConfig {
-            database_url: self.url.clone(),
+            database_url: self.runtime_url().await,
             secrets: WebhookSecrets::from_list(&secrets),
             listen: "127.0.0.1:0".parse().unwrap(),
             max_connections: 8,
