@@ -402,9 +402,14 @@ async fn migrate_prints_the_servers_login_and_serve_runs_on_it_alone() {
         .local_addr()
         .unwrap()
         .port();
+    // The seeding server may already have signed checkpoints with the test key; serve
+    // must continue with that key rather than start a new one.
+    let key = dir.path().join("seeding-signing.key");
+    std::fs::write(&key, db.signer.to_key_text()).unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--data-dir", dir.path().to_str().unwrap()])
+        .args(["--signing-key", key.to_str().unwrap()])
         .env_remove("DATABASE_URL")
         .env("VERDICT_APP_DATABASE_URL", &app_url)
         .env("GITHUB_WEBHOOK_SECRET", SECRET)

@@ -124,11 +124,29 @@ async fn rules_rerun_judges_the_whole_history_and_never_repeats_a_finding() {
     // A server without the judge: the story is in the log, unjudged.
     let server = db.server(&[common::SECRET]).await;
     server.deliver_story().await;
+    server.checkpoint_at_least("acme", 17).await;
     server.shutdown().await;
     let first = verdict_cli(&db.url, &["rules", "rerun"]);
     assert!(first.contains("3 new findings appended"), "{first}");
     let again = verdict_cli(&db.url, &["rules", "rerun"]);
     assert!(again.contains("0 new findings appended"), "{again}");
-    let verified = verdict_cli(&db.url, &["verify", "--log", "acme"]);
+    // Checked with the server's key (the one the checkpoints were signed with).
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("signing.key");
+    std::fs::write(&key, db.signer.to_key_text()).unwrap();
+    let verified = verdict_cli(
+        &db.url,
+        &[
+            "verify",
+            "--log",
+            "acme",
+            "--signing-key",
+            key.to_str().unwrap(),
+        ],
+    );
     assert!(verified.contains("ok log acme size 20"), "{verified}");
+    assert!(
+        verified.contains("the newest (17) is signed by the given key"),
+        "{verified}"
+    );
 }
