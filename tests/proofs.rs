@@ -429,7 +429,25 @@ async fn an_exported_bundle_verifies_without_the_database_and_fails_on_any_rewri
     );
 
     let text = std::fs::read_to_string(&bundle).unwrap();
+    // Every entry spells its receive time with exactly six fractional digits.
+    for line in text.lines().skip(1) {
+        let entry: Value = serde_json::from_str(line).unwrap();
+        let at = entry["received_at"].as_str().unwrap();
+        let fraction = at.split_once('.').map(|(_, f)| f).unwrap_or_default();
+        assert!(
+            fraction.len() == 7 && fraction.ends_with('Z'),
+            "received_at {at} is not RFC 3339 with six fractional digits"
+        );
+    }
+    let mut header: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(header["entries"], 17);
+    header["entries"] = 18.into();
+    let padded_header = text.replacen(text.lines().next().unwrap(), &header.to_string(), 1);
     let variants = [
+        (
+            "a header announcing more entries than follow",
+            padded_header,
+        ),
         (
             "a changed body byte",
             text.replacen(
@@ -460,6 +478,12 @@ async fn an_exported_bundle_verifies_without_the_database_and_fails_on_any_rewri
             !ok && out.contains("FAILED"),
             "{what} went unnoticed: {out}"
         );
+        if what.contains("announcing") {
+            assert!(
+                out.contains("announces 18 entries but the bundle holds 17"),
+                "{out}"
+            );
+        }
         if what.contains("rehashed") {
             assert!(out.contains("not the ones that were signed"), "{out}");
         }

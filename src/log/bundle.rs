@@ -43,6 +43,8 @@ pub struct BundleHeader {
 pub struct BundleEntry {
     pub seq: u64,
     pub kind: String,
+    /// RFC 3339, UTC, always six fractional digits (the hash counts microseconds).
+    #[serde(with = "micros_rfc3339")]
     pub received_at: DateTime<Utc>,
     pub delivery_id: String,
     pub event: String,
@@ -200,6 +202,24 @@ pub async fn export(
     })
 }
 
+/// `received_at` in bundles: RFC 3339 in UTC with exactly six fractional digits, so every
+/// entry line spells its time the same way (chrono's default drops trailing zero groups).
+mod micros_rfc3339 {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Micros, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// What a verified bundle proves.
 #[derive(Debug, Clone)]
 pub struct BundleReport {
@@ -279,6 +299,15 @@ pub fn verify_bundle(
             root_checked = true;
         }
         progress(count, header.entries);
+    }
+    if count != header.entries {
+        return Err(AuditError::Format {
+            line: count + 2,
+            reason: format!(
+                "the header announces {} entries but the bundle holds {count}: the file is cut short or padded; export it again",
+                header.entries
+            ),
+        });
     }
     if !root_checked {
         return Err(AuditError::TooShort {
