@@ -235,7 +235,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
             .spawn()
     });
     drop(in_background);
-    let app = crate::web::router(pool, intake, access, config.signer.clone());
+    let app = crate::web::router(
+        pool,
+        intake,
+        access,
+        config.signer.clone(),
+        std::sync::Arc::new(config.feedback.rules.clone()),
+    );
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let limits = config.limits;
     let handle = tokio::spawn(async move {

@@ -375,7 +375,7 @@ pub fn feature_story(run: &str) -> Vec<Delivery> {
     set(&mut v, "/requested_reviewer", user("rev-omar"));
     s.push("pull_request", v);
     s.review(&a, "rev-omar", "changes_requested",
-        "Please validate the card number **before** submitting.\n\n<script>alert('xss')</script><img src=x onerror=alert(1)>",
+        "Please validate the card number **before** submitting.\n\nA wrong digit today only fails at the payment provider, after the customer has confirmed.",
         a.created + h(3));
     let mut v = s.base(REVIEW_COMMENT, "created", "rev-omar");
     set(

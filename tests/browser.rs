@@ -344,3 +344,84 @@ async fn a_person_signs_in_by_clicking_and_sees_the_private_feature() {
     c.close().await.unwrap();
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn product_pages_fit_a_phone_and_a_desktop_without_broken_images() {
+    let (db, server) = common::judged_story_server().await;
+    project_all(&db.app_pool().await).await;
+    let finding: serde_json::Value = server
+        .get("/api/findings?rule=stale-approval", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let finding = finding["findings"][0]["record_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pages = [
+        (
+            "feature",
+            format!("/{}/features/{}", story::REPO, story::FEATURE_KEY),
+        ),
+        ("pull", format!("/{}/pull/42", story::REPO)),
+        ("finding", finding),
+        ("home", "/".to_string()),
+        ("findings", "/findings".to_string()),
+        ("account", "/acme".to_string()),
+        ("report", format!("/{}/report", story::REPO)),
+        ("rules", "/rules".to_string()),
+    ];
+    let driver = chromedriver();
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    for (width, height) in [(1400u32, 1000u32), (420, 900)] {
+        c.set_window_size(width, height).await.unwrap();
+        for (name, path) in &pages {
+            c.goto(&format!("{}{path}", server.base)).await.unwrap();
+            let measured = c
+                .execute(
+                    "const d = document.documentElement;
+                     const broken = Array.from(document.images)
+                         .filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src);
+                     const wide = Array.from(document.querySelectorAll('main *'))
+                         .filter(e => e.getBoundingClientRect().right > d.clientWidth + 1)
+                         .slice(0, 5).map(e => e.tagName + '.' + e.className);
+                     return [d.scrollWidth, d.clientWidth, broken, wide, document.title];",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            let (scroll, client) = (measured[0].as_u64().unwrap(), measured[1].as_u64().unwrap());
+            assert!(
+                client <= width as u64 && client + 40 >= width as u64,
+                "{name} at {width}px: the viewport is {client}px"
+            );
+            assert!(
+                scroll <= client,
+                "{name} at {width}px scrolls sideways: {scroll}px of content in {client}px; too wide: {}",
+                measured[3]
+            );
+            assert_eq!(
+                measured[2],
+                serde_json::json!([]),
+                "{name} at {width}px has broken images"
+            );
+            assert!(
+                !measured[4].as_str().unwrap().starts_with("Not found"),
+                "{name}: {}",
+                measured[4]
+            );
+            let png = c.screenshot().await.unwrap();
+            assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+            std::fs::write(shots.join(format!("{name}-{width}.png")), &png).unwrap();
+        }
+    }
+    eprintln!("screenshots: {}", shots.display());
+    server.shutdown().await;
+}

@@ -113,7 +113,8 @@ async fn the_feature_page_tells_the_story_in_order_with_its_review_summary() {
     assert_eq!(
         json["totals"],
         json!({"pull_requests": 2, "merged": 2, "open": 0, "stale_approvals": 1,
-               "outstanding_change_requests": 1, "findings": 3})
+               "outstanding_change_requests": 1, "findings": 3,
+               "findings_acknowledged": 0})
     );
     let pulls = json["pulls"].as_array().unwrap();
     let pr42 = &pulls[0];
@@ -592,6 +593,9 @@ async fn the_openapi_document_describes_every_endpoint_and_its_answers() {
         ("/api/findings", "/api/findings"),
         ("/api/outbox", "/api/outbox"),
         ("/api/coverage", "/api/coverage"),
+        ("/api/rules", "/api/rules"),
+        ("/api/search", "/api/search?q=checkout"),
+        ("/api/{owner}", "/api/acme"),
         ("/api/{owner}/{repo}/report", "/api/acme/storefront/report"),
         (
             "/api/logs/{account}/proof/inclusion",
@@ -808,7 +812,26 @@ async fn the_weekly_report_counts_findings_reviews_and_merges_with_charts_and_cs
     assert_eq!(report["totals"]["findings"], 3);
     assert_eq!(report["totals"]["prs_first_reviewed"], 2);
     assert_eq!(report["totals"]["prs_merged_after_approval"], 2);
+    // Both merges were flagged (PR 42 over a change request, PR 43 on a stale approval);
+    // none went through cleanly.
+    assert_eq!(report["totals"]["merges"], 2);
+    assert_eq!(report["totals"]["merges_flagged"], 2);
+    assert_eq!(report["totals"]["merges_clean"], 0);
     let weeks = report["weeks"].as_array().unwrap();
+    // Findings sit in the week of the merges they judge (both story PRs merge in the week of
+    // 2026-11-02), not in the week the judge ran (today, when the test runs).
+    let by_week: Vec<(String, i64, i64)> = weeks
+        .iter()
+        .filter(|w| w["findings"].as_i64().unwrap() > 0 || w["merges"].as_i64().unwrap() > 0)
+        .map(|w| {
+            (
+                w["week"].as_str().unwrap().to_string(),
+                w["findings"].as_i64().unwrap(),
+                w["merges"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(by_week, [("2026-11-02".to_string(), 3, 2)], "{report}");
     let reviewed: Vec<f64> = weeks
         .iter()
         .filter_map(|w| w["median_hours_to_first_review"].as_f64())
@@ -824,6 +847,16 @@ async fn the_weekly_report_counts_findings_reviews_and_merges_with_charts_and_cs
         .await
         .unwrap();
     assert_eq!(page.matches("<svg class=\"chart\"").count(), 3);
+    assert!(
+        page.contains("Median time to first review (hours)"),
+        "{page}"
+    );
+    assert_eq!(
+        page.matches("class=\"unit\"").count(),
+        3,
+        "every chart names its unit"
+    );
+    assert!(page.contains("flagged merges"), "{page}");
     assert!(page.contains("class=\"bar\""));
     let csv = server.get("/acme/storefront/report.csv", None).await;
     assert!(
@@ -834,7 +867,9 @@ async fn the_weekly_report_counts_findings_reviews_and_merges_with_charts_and_cs
     );
     let csv = csv.text().await.unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert!(lines[0].starts_with("week,findings,prs_first_reviewed"));
+    assert!(
+        lines[0].starts_with("week,findings,merges,merges_clean,merges_flagged,prs_first_reviewed")
+    );
     assert_eq!(lines.len(), weeks.len() + 1);
     let findings_column: i64 = lines[1..]
         .iter()

@@ -94,6 +94,17 @@ struct Setting {
     scope: Scope,
 }
 
+/// One rule's configuration as people read it (`/rules`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RuleSetting {
+    pub enabled: bool,
+    pub severity: Severity,
+    /// Glob patterns of `owner/name` the rule judges.
+    pub repositories: Vec<String>,
+    /// Patterns it leaves out.
+    pub exclude: Vec<String>,
+}
+
 /// Where and how each rule applies.
 #[derive(Debug, Clone)]
 pub struct RuleConfig {
@@ -197,6 +208,25 @@ impl RuleConfig {
         self.settings
             .get(rule)
             .is_some_and(|s| s.enabled && s.scope.covers(repo))
+    }
+
+    /// How `rule` is configured, for people: on or off, severity, and the repository patterns
+    /// it covers and leaves out.
+    pub fn describe(&self, rule: &Rule) -> RuleSetting {
+        match self.settings.get(rule.id) {
+            Some(s) => RuleSetting {
+                enabled: s.enabled,
+                severity: s.severity,
+                repositories: s.scope.include.iter().map(|p| p.to_string()).collect(),
+                exclude: s.scope.exclude.iter().map(|p| p.to_string()).collect(),
+            },
+            None => RuleSetting {
+                enabled: true,
+                severity: rule.severity,
+                repositories: vec!["*/*".into()],
+                exclude: Vec::new(),
+            },
+        }
     }
 
     /// The severity configured for `rule`.

@@ -7,12 +7,18 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-/// A rule's stable id, severity and one-line description.
+/// A rule's stable id, severity, and what people read about it: a plain-language name, what
+/// it checks, and why that matters (shown on finding pages and `/rules`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Rule {
     pub id: &'static str,
     pub severity: Severity,
+    /// The rule in a few words ("Merged without approval").
+    pub name: &'static str,
+    /// What it checks, in one sentence.
     pub description: &'static str,
+    /// Why it matters to the people who rely on the record.
+    pub why: &'static str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
@@ -38,44 +44,65 @@ pub const RULES: &[Rule] = &[
     Rule {
         id: "merged-without-approval",
         severity: Severity::High,
+        name: "Merged without approval",
         description: "merged with no approving review at all",
+        why: "nobody but the author vouched for the change that shipped; most teams require at least one approval",
     },
     Rule {
         id: "stale-approval",
         severity: Severity::Medium,
+        name: "Approval was for an older commit",
         description: "the latest approval was for an older head commit than the one merged",
+        why: "commits pushed after the approval shipped without anyone reviewing them",
     },
     Rule {
         id: "merged-with-changes-requested",
         severity: Severity::High,
+        name: "Merged over a change request",
         description: "a change request was still outstanding at merge",
+        why: "a reviewer's objection was neither resolved nor dismissed before the change shipped",
     },
     Rule {
         id: "merged-with-failing-checks",
         severity: Severity::High,
+        name: "Merged with failing checks",
         description: "checks on the merged head were failing or pending",
+        why: "the automated tests or policies did not pass on the code that shipped",
     },
     Rule {
         id: "dismissed-then-merged",
         severity: Severity::Medium,
+        name: "Review dismissed, then merged",
         description: "a review was dismissed, then the PR merged without a new approval",
+        why: "dismissing a review removes an objection without anyone approving in its place",
     },
     Rule {
         id: "force-push-default-branch",
         severity: Severity::High,
+        name: "Default branch history rewritten",
         description: "history of the default branch was rewritten by a forced push",
+        why: "commits others built on, reviewed or deployed may have disappeared from the main line",
     },
     Rule {
         id: "self-merge",
         severity: Severity::Medium,
+        name: "Merged by its author alone",
         description: "merged by its author with no other reviewer's approval",
+        why: "the four-eyes principle: the person who wrote the change also decided it ships",
     },
     Rule {
         id: "post-merge-objection",
         severity: Severity::Low,
+        name: "Objection after the merge",
         description: "changes were requested after the merge",
+        why: "a reviewer disagrees with something that already shipped; it may need a follow-up",
     },
 ];
+
+/// A rule by id; `None` for an id no rule has (e.g. from a newer version's log).
+pub fn find(id: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.id == id)
+}
 
 pub fn rule(id: &str) -> &'static Rule {
     RULES.iter().find(|r| r.id == id).expect("a known rule id")

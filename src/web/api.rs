@@ -18,7 +18,7 @@ use super::{WebState, parse_number, repo_name};
 /// The OpenAPI 3.1 description of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-fn json<T: Serialize>(result: Result<T, WebError>) -> Response {
+pub(super) fn json<T: Serialize>(result: Result<T, WebError>) -> Response {
     match result {
         Ok(value) => Json(value).into_response(),
         Err(err) => error(err),
@@ -98,14 +98,6 @@ pub async fn feature(
         }
         .await,
     )
-}
-
-pub async fn record(
-    State(s): State<WebState>,
-    viewer: Viewer,
-    Path((account, seq)): Path<(String, String)>,
-) -> Response {
-    json(async { views::record(&s.pool, &account, &seq, &viewer).await }.await)
 }
 
 pub fn not_found(viewer: &Viewer, uri: &axum::http::Uri) -> Response {

@@ -30,6 +30,14 @@ pub struct Filters {
 }
 
 impl Filters {
+    /// A `kind=` that is not one of the offered groups (a kind or family typed into a link),
+    /// so the form can still show it selected.
+    pub fn custom_kind(&self) -> Option<&str> {
+        self.kind
+            .as_deref()
+            .filter(|k| !GROUPS.iter().any(|g| g.value == *k))
+    }
+
     pub fn parse(params: &HashMap<String, String>) -> Result<Filters, WebError> {
         let get = |name: &str| {
             params
@@ -54,8 +62,12 @@ impl Filters {
             && !is_kind_or_family(k)
         {
             return Err(WebError::BadRequest(format!(
-                "kind={k:?} is not a decision kind; use one of {} or a family such as \"review\"",
-                KINDS.join(", ")
+                "kind={k:?} is not a decision kind; use one of {}, a kind such as \"review.approved\" or a family such as \"review\"",
+                GROUPS
+                    .iter()
+                    .map(|g| g.value)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         let page = match get("page") {
@@ -147,7 +159,122 @@ impl Filters {
 }
 
 fn is_kind_or_family(k: &str) -> bool {
-    KINDS.contains(&k) || KINDS.iter().any(|known| known.split('.').next() == Some(k))
+    KINDS.contains(&k)
+        || KINDS.iter().any(|known| known.split('.').next() == Some(k))
+        || GROUPS.iter().any(|g| g.value == k)
+}
+
+/// A group of decision kinds as the filter offers it, in words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct KindGroup {
+    /// What `kind=` carries.
+    pub value: &'static str,
+    /// What people read.
+    pub label: &'static str,
+    /// Kinds (exact) and families (ending in `.`) it covers.
+    pub covers: &'static [&'static str],
+}
+
+/// The decision filter's choices, in words and without duplicates. `kind=` still accepts any
+/// kind (`review.approved`) or family (`review`) for links made by hand.
+pub const GROUPS: &[KindGroup] = &[
+    KindGroup {
+        value: "approvals",
+        label: "Approvals",
+        covers: &["review.approved"],
+    },
+    KindGroup {
+        value: "change-requests",
+        label: "Change requests",
+        covers: &["review.changes_requested"],
+    },
+    KindGroup {
+        value: "dismissals",
+        label: "Dismissed reviews",
+        covers: &["review.dismissed"],
+    },
+    KindGroup {
+        value: "reviews",
+        label: "All reviews",
+        covers: &["review."],
+    },
+    KindGroup {
+        value: "merges",
+        label: "Merges",
+        covers: &["pr.merged"],
+    },
+    KindGroup {
+        value: "decisions",
+        label: "Recorded decisions (/decision)",
+        covers: &["decision."],
+    },
+    KindGroup {
+        value: "comments",
+        label: "Comments",
+        covers: &[
+            "comment.",
+            "review_comment.",
+            "review_thread.",
+            "issue.commented",
+            "issue.comment_edited",
+            "issue.comment_deleted",
+        ],
+    },
+    KindGroup {
+        value: "checks",
+        label: "Checks",
+        covers: &["check."],
+    },
+    KindGroup {
+        value: "failing-checks",
+        label: "Failing checks",
+        covers: &[
+            "check.failure",
+            "check.error",
+            "check.timed_out",
+            "check.cancelled",
+            "check.action_required",
+        ],
+    },
+    KindGroup {
+        value: "pushes",
+        label: "Pushes",
+        covers: &["pr.synchronize", "push."],
+    },
+    KindGroup {
+        value: "review-requests",
+        label: "Review requests",
+        covers: &["pr.review_requested", "pr.review_request_removed"],
+    },
+    KindGroup {
+        value: "pull-requests",
+        label: "Pull request changes (opened, closed, labels…)",
+        covers: &["pr."],
+    },
+    KindGroup {
+        value: "issues",
+        label: "Issues",
+        covers: &["issue."],
+    },
+];
+
+/// The SQL `LIKE` patterns a `kind=` value selects: a group's kinds and families, a family's
+/// kinds, or one kind.
+pub fn kind_patterns(kind: &str) -> Vec<String> {
+    let like = |k: &str| {
+        if let Some(family) = k.strip_suffix('.') {
+            format!("{family}.%")
+        } else {
+            k.to_string()
+        }
+    };
+    if let Some(g) = GROUPS.iter().find(|g| g.value == kind) {
+        g.covers.iter().map(|k| like(k)).collect()
+    } else if KINDS.contains(&kind) {
+        vec![kind.to_string()]
+    } else {
+        vec![format!("{kind}.%")]
+    }
 }
 
 #[cfg(test)]

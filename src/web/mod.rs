@@ -1,6 +1,7 @@
 //! The HTTP surface: webhook intake, health, the decision-history pages and their JSON API.
 
 pub mod access;
+pub mod accounts;
 pub mod acks;
 pub mod api;
 pub mod coverage;
@@ -11,7 +12,9 @@ pub mod markdown;
 pub mod outbox;
 pub mod pages;
 pub mod proofs;
+pub mod records;
 pub mod report;
+pub mod rules;
 pub mod serving;
 pub mod views;
 
@@ -41,6 +44,8 @@ pub struct WebState {
     pub checkpoints: Arc<proofs::CheckpointCache>,
     /// Appends acknowledgements (the log is the only place they live).
     pub sequencer: crate::log::Sequencer,
+    /// The rules configuration the judge applies (shown on `/rules`).
+    pub rules: Arc<crate::feedback::config::RuleConfig>,
 }
 
 impl axum::extract::FromRef<WebState> for Arc<Access> {
@@ -125,7 +130,7 @@ impl<S> Registrar<S> for Listing {
 
 /// Every route that shows something to a viewer: pages, their JSON, proofs, sign-in.
 fn viewer_routes<R: Registrar<WebState>>(r: R) -> R {
-    r.get("/", pages::index)
+    r.get("/", accounts::home_page)
         .get("/login", access::sign_in::login)
         .get("/login/callback", access::sign_in::callback)
         .post("/login/refresh", access::sign_in::refresh)
@@ -133,11 +138,14 @@ fn viewer_routes<R: Registrar<WebState>>(r: R) -> R {
         .get("/operator", access::sign_in::operator_form)
         .post("/operator", access::sign_in::operator_sign_in)
         .get("/findings", pages::findings)
+        .get("/rules", rules::page)
         .get("/outbox", pages::outbox)
         .get("/coverage", coverage::page)
         .post("/findings/{account}/{seq}/acknowledge", pages::acknowledge)
-        .get("/records/{account}/{seq}", pages::record)
+        .get("/records/{account}/{seq}", records::page)
+        .get("/records/{account}/{seq}/body", records::body)
         .get("/records/{account}/{seq}/proof", proofs::record_proof_file)
+        .get("/{owner}", accounts::account_page)
         .get("/{owner}/{repo}", pages::repository)
         .get("/{owner}/{repo}/report", pages::report)
         .get("/{owner}/{repo}/report.csv", pages::report_csv)
@@ -146,6 +154,8 @@ fn viewer_routes<R: Registrar<WebState>>(r: R) -> R {
         .get("/api/", api::index)
         .get("/api/openapi.json", api::openapi)
         .get("/api/findings", api::findings)
+        .get("/api/rules", rules::api)
+        .get("/api/search", accounts::search_api)
         .get("/api/outbox", api::outbox)
         .get("/api/coverage", coverage::api)
         .post(
@@ -158,7 +168,8 @@ fn viewer_routes<R: Registrar<WebState>>(r: R) -> R {
         .get("/api/logs/{account}/checkpoint", proofs::checkpoint)
         .get("/api/logs/{account}/proof/inclusion", proofs::inclusion)
         .get("/api/logs/{account}/proof/consistency", proofs::consistency)
-        .get("/api/records/{account}/{seq}", api::record)
+        .get("/api/records/{account}/{seq}", records::api)
+        .get("/api/{owner}", accounts::account_api)
         .get("/api/{owner}/{repo}", api::repository)
         .get("/api/{owner}/{repo}/report", api::report)
         .get("/api/{owner}/{repo}/pull/{number}", api::pull)
@@ -190,6 +201,7 @@ pub fn router(
     intake: IntakeState,
     access: Arc<Access>,
     signer: Arc<CheckpointSigner>,
+    rules: Arc<crate::feedback::config::RuleConfig>,
 ) -> Router {
     let sequencer = intake.sequencer.clone();
     let webhooks = machine_routes(Building {
@@ -203,6 +215,7 @@ pub fn router(
         signer,
         checkpoints: Arc::default(),
         sequencer,
+        rules,
     };
     // Everything a viewer reads goes through the access middleware, unknown addresses
     // included (their 404 says whether signing in might help).

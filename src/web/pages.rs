@@ -13,24 +13,12 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use super::access::Viewer;
 use super::error::WebError;
 use super::filters::Filters;
-use super::views::{self, FeaturePage, Index, PullPage, RecordPage, RepositoryPage};
+use super::views::{self, FeaturePage, PullPage, RepositoryPage};
 use super::{WebState, parse_number, repo_name};
-use crate::projections::decisions::KINDS;
 
-/// Decision kinds and their families, for the filter form.
-fn kind_choices() -> Vec<&'static str> {
-    let mut families: Vec<&'static str> =
-        KINDS.iter().filter_map(|k| k.split('.').next()).collect();
-    families.dedup();
-    families.into_iter().chain(KINDS.iter().copied()).collect()
-}
-
-#[derive(Template)]
-#[template(path = "index.html")]
-struct IndexHtml {
-    viewer: Viewer,
-    api_url: String,
-    page: Index,
+/// The decision filter's choices, in words.
+fn kind_choices() -> &'static [super::filters::KindGroup] {
+    super::filters::GROUPS
 }
 
 #[derive(Template)]
@@ -39,7 +27,7 @@ struct RepositoryHtml {
     viewer: Viewer,
     api_url: String,
     path: String,
-    kinds: Vec<&'static str>,
+    kinds: &'static [super::filters::KindGroup],
     show_pr: bool,
     page: RepositoryPage,
 }
@@ -50,7 +38,7 @@ struct PullHtml {
     viewer: Viewer,
     api_url: String,
     path: String,
-    kinds: Vec<&'static str>,
+    kinds: &'static [super::filters::KindGroup],
     show_pr: bool,
     page: PullPage,
 }
@@ -61,17 +49,9 @@ struct FeatureHtml {
     viewer: Viewer,
     api_url: String,
     path: String,
-    kinds: Vec<&'static str>,
+    kinds: &'static [super::filters::KindGroup],
     show_pr: bool,
     page: FeaturePage,
-}
-
-#[derive(Template)]
-#[template(path = "record.html")]
-struct RecordHtml {
-    viewer: Viewer,
-    api_url: String,
-    page: RecordPage,
 }
 
 #[derive(Template)]
@@ -109,7 +89,7 @@ struct ErrorHtml {
 }
 
 /// Renders a template, or the error page when something failed on the way.
-fn respond<T: Template>(viewer: &Viewer, result: Result<T, WebError>) -> Response {
+pub(super) fn respond<T: Template>(viewer: &Viewer, result: Result<T, WebError>) -> Response {
     match result.and_then(|t| t.render().map_err(WebError::from)) {
         Ok(html) => Html(html).into_response(),
         Err(err) => error_page(viewer, err),
@@ -136,23 +116,11 @@ pub fn error_page(viewer: &Viewer, err: WebError) -> Response {
     (err.status(), Html(body)).into_response()
 }
 
-fn api_url(uri: &Uri) -> String {
+pub(super) fn api_url(uri: &Uri) -> String {
     match uri.query() {
         Some(q) => format!("/api{}?{q}", uri.path()),
         None => format!("/api{}", uri.path()),
     }
-}
-
-pub async fn index(State(s): State<WebState>, viewer: Viewer, uri: Uri) -> Response {
-    let page = views::index(&s.pool, &viewer).await;
-    respond(
-        &viewer,
-        page.map(|page| IndexHtml {
-            viewer: viewer.clone(),
-            api_url: api_url(&uri),
-            page,
-        }),
-    )
 }
 
 pub async fn repository(
@@ -228,28 +196,11 @@ pub async fn feature(
     respond(&viewer, result)
 }
 
-pub async fn record(
-    State(s): State<WebState>,
-    viewer: Viewer,
-    uri: Uri,
-    Path((account, seq)): Path<(String, String)>,
-) -> Response {
-    let page = views::record(&s.pool, &account, &seq, &viewer).await;
-    respond(
-        &viewer,
-        page.map(|page| RecordHtml {
-            viewer: viewer.clone(),
-            api_url: api_url(&uri),
-            page,
-        }),
-    )
-}
-
 pub fn not_found(viewer: &Viewer, uri: &Uri) -> Response {
     error_page(
         viewer,
         WebError::NotFound(format!(
-            "there is no page at {}; addresses look like /OWNER/REPO, /OWNER/REPO/pull/N, /OWNER/REPO/features/KEY or /records/ACCOUNT/N{}",
+            "there is no page at {}; addresses look like /OWNER, /OWNER/REPO, /OWNER/REPO/pull/N, /OWNER/REPO/features/KEY or /records/ACCOUNT/N{}",
             uri.path(),
             viewer.not_found_hint()
         )),

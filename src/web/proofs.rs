@@ -446,7 +446,7 @@ pub async fn record_proof_file(
 ) -> Response {
     let result = async {
         // Same visibility as the record page.
-        let page = super::views::record(&s.pool, &account, &seq, &viewer).await?;
+        let page = super::records::record(&s.pool, &account, &seq, &viewer).await?;
         let seq = page.seq as u64;
         record_proof(&s.pool, &account, seq).await?.ok_or_else(|| {
             WebError::NotFound(format!(

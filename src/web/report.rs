@@ -1,5 +1,7 @@
-//! Checking back: a report per repository, week by week — findings, time to first review
-//! and time from the last approval to the merge — with SVG charts (no JavaScript) and CSV.
+//! Checking back: a report per repository, week by week — findings (in the week of the
+//! events they judge, not the week verdict judged them), merges that went through cleanly and
+//! merges a finding flagged, the median time to a first review and from the last approval to
+//! the merge — with SVG charts (no JavaScript) and CSV saying the same.
 
 use std::collections::BTreeMap;
 
@@ -27,7 +29,15 @@ pub struct ReportPage {
 pub struct WeekRow {
     /// The Monday starting the ISO week.
     pub week: NaiveDate,
+    /// Findings (withdrawn ones aside) about events of this week: the newest record each
+    /// rests on (for a merge rule, the merge) falls in it.
     pub findings: i64,
+    /// Pull requests merged this week.
+    pub merges: i64,
+    /// Of those, merged with no finding (withdrawn ones aside).
+    pub merges_clean: i64,
+    /// Of those, flagged by at least one finding.
+    pub merges_flagged: i64,
     /// PRs opened that week that got a first review, and the median wait for it.
     pub prs_first_reviewed: i64,
     pub median_hours_to_first_review: Option<f64>,
@@ -40,6 +50,9 @@ pub struct WeekRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct ReportTotals {
     pub findings: i64,
+    pub merges: i64,
+    pub merges_clean: i64,
+    pub merges_flagged: i64,
     pub prs_first_reviewed: i64,
     pub prs_merged_after_approval: i64,
 }
@@ -48,8 +61,17 @@ type WeekStat = (DateTime<Utc>, i64, Option<f64>);
 
 pub async fn report(pool: &PgPool, repo: &str, viewer: &Viewer) -> Result<ReportPage, WebError> {
     let row = super::views::repository_row(pool, repo, viewer).await?;
+    // A finding belongs to the week of what it judges: the newest of its evidence records
+    // (the merge, for the merge rules); the week it was recorded only when none is known.
     let findings: Vec<(DateTime<Utc>, i64)> = sqlx::query_as(
-        "SELECT date_trunc('week', recorded_at), count(*) FROM findings WHERE repo = $1
+        "SELECT date_trunc('week', coalesce(
+                    (SELECT max(d.occurred_at)
+                       FROM decisions d JOIN logs l ON l.id = d.log_id
+                      WHERE d.log_id = f.log_id
+                        AND '/records/' || l.name || '/' || d.seq
+                            IN (SELECT jsonb_array_elements_text(f.evidence))),
+                    f.recorded_at) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', count(*)
+           FROM findings f WHERE f.repo = $1 AND f.withdrawn_seq IS NULL
           GROUP BY 1",
     )
     .bind(repo)
@@ -89,10 +111,26 @@ pub async fn report(pool: &PgPool, repo: &str, viewer: &Viewer) -> Result<Report
     .fetch_all(pool)
     .await?;
 
+    let merges: Vec<(DateTime<Utc>, i64, i64)> = sqlx::query_as(
+        "WITH merged AS (SELECT pr_number, max(occurred_at) AS at FROM decisions
+                          WHERE repo = $1 AND kind = 'pr.merged' GROUP BY pr_number)
+         SELECT date_trunc('week', m.at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', count(*),
+                count(*) FILTER (WHERE EXISTS (
+                    SELECT 1 FROM findings f WHERE f.repo = $1 AND f.pr_number = m.pr_number
+                                               AND f.withdrawn_seq IS NULL))
+           FROM merged m GROUP BY 1",
+    )
+    .bind(repo)
+    .fetch_all(pool)
+    .await?;
+
     let mut weeks: BTreeMap<NaiveDate, WeekRow> = BTreeMap::new();
     let blank = |week| WeekRow {
         week,
         findings: 0,
+        merges: 0,
+        merges_clean: 0,
+        merges_flagged: 0,
         prs_first_reviewed: 0,
         median_hours_to_first_review: None,
         prs_merged_after_approval: 0,
@@ -103,6 +141,14 @@ pub async fn report(pool: &PgPool, repo: &str, viewer: &Viewer) -> Result<Report
             .entry(at.date_naive())
             .or_insert_with_key(|w| blank(*w))
             .findings = *n;
+    }
+    for (at, n, flagged) in &merges {
+        let w = weeks
+            .entry(at.date_naive())
+            .or_insert_with_key(|w| blank(*w));
+        w.merges = *n;
+        w.merges_flagged = *flagged;
+        w.merges_clean = n - flagged;
     }
     for (at, n, median) in &first_review {
         let w = weeks
@@ -134,6 +180,9 @@ pub async fn report(pool: &PgPool, repo: &str, viewer: &Viewer) -> Result<Report
     let weeks: Vec<WeekRow> = weeks.into_values().collect();
     let totals = ReportTotals {
         findings: weeks.iter().map(|w| w.findings).sum(),
+        merges: weeks.iter().map(|w| w.merges).sum(),
+        merges_clean: weeks.iter().map(|w| w.merges_clean).sum(),
+        merges_flagged: weeks.iter().map(|w| w.merges_flagged).sum(),
         prs_first_reviewed: weeks.iter().map(|w| w.prs_first_reviewed).sum(),
         prs_merged_after_approval: weeks.iter().map(|w| w.prs_merged_after_approval).sum(),
     };
@@ -154,14 +203,17 @@ impl ReportPage {
     /// The weekly table as CSV (RFC 4180; empty cells where a week has no data).
     pub fn csv(&self) -> String {
         let mut out = String::from(
-            "week,findings,prs_first_reviewed,median_hours_to_first_review,prs_merged_after_approval,median_hours_approval_to_merge\r\n",
+            "week,findings,merges,merges_clean,merges_flagged,prs_first_reviewed,median_hours_to_first_review,prs_merged_after_approval,median_hours_approval_to_merge\r\n",
         );
         let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
         for w in &self.weeks {
             out.push_str(&format!(
-                "{},{},{},{},{},{}\r\n",
+                "{},{},{},{},{},{},{},{},{}\r\n",
                 w.week,
                 w.findings,
+                w.merges,
+                w.merges_clean,
+                w.merges_flagged,
                 w.prs_first_reviewed,
                 opt(w.median_hours_to_first_review),
                 w.prs_merged_after_approval,
@@ -172,19 +224,27 @@ impl ReportPage {
     }
 
     pub fn findings_chart(&self) -> String {
-        self.chart("Findings per week", "findings", |w| Some(w.findings as f64))
+        self.chart(
+            "Findings per week (by the week of the events they judge)",
+            "findings",
+            |w| Some(w.findings as f64),
+        )
     }
 
     pub fn first_review_chart(&self) -> String {
-        self.chart("Median hours from opening to first review", "hours", |w| {
-            w.median_hours_to_first_review
-        })
+        self.chart(
+            "Median time from opening to first review, in hours",
+            "hours",
+            |w| w.median_hours_to_first_review,
+        )
     }
 
     pub fn approval_to_merge_chart(&self) -> String {
-        self.chart("Median hours from last approval to merge", "hours", |w| {
-            w.median_hours_approval_to_merge
-        })
+        self.chart(
+            "Median time from last approval to merge, in hours",
+            "hours",
+            |w| w.median_hours_approval_to_merge,
+        )
     }
 
     /// A bar chart as inline SVG: one bar per week, labelled, with a <title> per bar for
@@ -203,7 +263,8 @@ impl ReportPage {
             r#"<svg class="chart" role="img" aria-label="{title}" viewBox="0 0 {W} {H}" width="100%" xmlns="http://www.w3.org/2000/svg"><title>{title}</title>"#
         );
         svg.push_str(&format!(
-            r##"<line x1="{LEFT}" y1="{y}" x2="{W}" y2="{y}" stroke="#d1d9e0"/><text x="{x}" y="12" font-size="10" text-anchor="end" fill="#59636e">{top}</text><text x="{x}" y="{y}" font-size="10" text-anchor="end" fill="#59636e">0</text>"##,
+            r##"<line x1="{LEFT}" y1="{y}" x2="{W}" y2="{y}" stroke="#d1d9e0"/><text x="{x}" y="12" font-size="10" text-anchor="end" fill="#59636e">{top}</text><text x="{x}" y="{y}" font-size="10" text-anchor="end" fill="#59636e">0</text><text class="unit" x="{ux}" y="12" font-size="10" fill="#59636e">{unit}</text>"##,
+            ux = LEFT + 4.0,
             y = H - BOTTOM,
             x = LEFT - 4.0,
             top = round1(top),

@@ -14,8 +14,6 @@ use super::error::WebError;
 use super::filters::{Filters, PER_PAGE};
 use super::markdown;
 use crate::feedback::facts;
-use crate::log::entry::{GENESIS_PREV_HASH, body_hash};
-use crate::log::store;
 use crate::projections::review_state::{ReviewEvent, ReviewState};
 
 /// One decision record as pages show it.
@@ -45,7 +43,7 @@ pub struct DecisionView {
 }
 
 impl DecisionView {
-    fn from_row(r: &sqlx::postgres::PgRow) -> DecisionView {
+    pub(super) fn from_row(r: &sqlx::postgres::PgRow) -> DecisionView {
         let account: String = r.get("account");
         let seq: i64 = r.get("seq");
         let ordinal: i32 = r.get("ordinal");
@@ -269,7 +267,8 @@ fn push_scope(q: &mut QueryBuilder<Postgres>, scope: &Scope<'_>, viewer: &Viewer
     }
 }
 
-const DECISION_COLUMNS: &str = "SELECT l.name AS account, d.seq, d.ordinal, d.repo, d.pr_number,
+pub(super) const DECISION_COLUMNS: &str =
+    "SELECT l.name AS account, d.seq, d.ordinal, d.repo, d.pr_number,
     d.kind, d.actor, d.occurred_at, d.commit_sha, d.body, d.details, d.from_api";
 
 /// One page of the decisions in `scope` that match `filters`.
@@ -293,10 +292,9 @@ pub async fn timeline(
             .push(")");
     }
     if let Some(kind) = &filters.kind {
-        q.push(" AND (d.kind = ")
-            .push_bind(kind.clone())
-            .push(" OR d.kind LIKE ")
-            .push_bind(format!("{kind}.%"))
+        // `_` in a kind is a LIKE wildcard for one character, which no two kinds differ by.
+        q.push(" AND d.kind LIKE ANY(")
+            .push_bind(super::filters::kind_patterns(kind))
             .push(")");
     }
     if let Some(from) = filters.from {
@@ -592,6 +590,8 @@ pub struct PullSummary {
 pub struct RecordedFinding {
     /// Stable rule id (see feedback::rules::RULES).
     pub rule: String,
+    /// The rule in words.
+    pub rule_name: &'static str,
     pub severity: String,
     pub message: String,
     /// Permalinks of the decision records the finding rests on.
@@ -603,6 +603,55 @@ pub struct RecordedFinding {
     pub history: bool,
     /// Withdrawn, when records that arrived later showed it wrong.
     pub withdrawn: Option<Withdrawal>,
+    /// Notes people appended about it, oldest first.
+    pub acknowledgements: Vec<AckItem>,
+}
+
+impl RecordedFinding {
+    /// Still asks for attention: neither withdrawn nor acknowledged.
+    pub fn is_open(&self) -> bool {
+        self.withdrawn.is_none() && self.acknowledgements.is_empty()
+    }
+}
+
+/// A rule's plain-language name; the id itself for a rule this version does not know.
+pub fn rule_name(id: &str) -> &'static str {
+    crate::feedback::rules::find(id)
+        .map(|r| r.name)
+        .unwrap_or("Unknown rule")
+}
+
+/// The acknowledgements of the given findings (`account`, finding seq), oldest first.
+pub async fn acknowledgements(
+    pool: &PgPool,
+    findings: &[(String, i64)],
+) -> Result<BTreeMap<(String, i64), Vec<AckItem>>, WebError> {
+    let accounts: Vec<&str> = findings.iter().map(|f| f.0.as_str()).collect();
+    let seqs: Vec<i64> = findings.iter().map(|f| f.1).collect();
+    let rows = sqlx::query(
+        "SELECT l.name AS account, a.finding_seq, a.seq, a.by_name, a.note, a.recorded_at
+           FROM finding_acks a JOIN logs l ON l.id = a.log_id
+           JOIN UNNEST($1::text[], $2::bigint[]) AS w(account, seq)
+             ON l.name = w.account AND a.finding_seq = w.seq
+          ORDER BY a.log_id, a.seq",
+    )
+    .bind(&accounts)
+    .bind(&seqs)
+    .fetch_all(pool)
+    .await?;
+    let mut out: BTreeMap<(String, i64), Vec<AckItem>> = BTreeMap::new();
+    for a in rows {
+        let account: String = a.get("account");
+        out.entry((account.clone(), a.get("finding_seq")))
+            .or_default()
+            .push(AckItem {
+                by: a.get("by_name"),
+                note: a.get("note"),
+                recorded_at: a.get("recorded_at"),
+                record_url: format!("/records/{account}/{}", a.get::<i64, _>("seq")),
+            });
+    }
+    Ok(out)
 }
 
 /// The withdrawal of a finding (its own log entry).
@@ -613,7 +662,7 @@ pub struct Withdrawal {
     pub record_url: String,
 }
 
-fn withdrawal(r: &sqlx::postgres::PgRow, account: &str) -> Option<Withdrawal> {
+pub(super) fn withdrawal(r: &sqlx::postgres::PgRow, account: &str) -> Option<Withdrawal> {
     let seq: Option<i64> = r.get("withdrawn_seq");
     Some(Withdrawal {
         at: r.get::<Option<DateTime<Utc>>, _>("withdrawn_at")?,
@@ -647,14 +696,21 @@ async fn recorded_findings(
     .bind(viewer.visible())
     .fetch_all(pool)
     .await?;
+    let keys: Vec<(String, i64)> = rows
+        .iter()
+        .map(|r| (r.get("account"), r.get("seq")))
+        .collect();
+    let mut acks = acknowledgements(pool, &keys).await?;
     let mut out: BTreeMap<(String, i64), Vec<RecordedFinding>> = BTreeMap::new();
     for r in rows {
         let account: String = r.get("account");
         let seq: i64 = r.get("seq");
+        let acknowledgements = acks.remove(&(account.clone(), seq)).unwrap_or_default();
         let evidence: Value = r.get("evidence");
         out.entry((r.get("repo"), r.get("pr_number")))
             .or_default()
             .push(RecordedFinding {
+                rule_name: rule_name(&r.get::<String, _>("rule")),
                 rule: r.get("rule"),
                 severity: r.get("severity"),
                 message: r.get("message"),
@@ -663,6 +719,7 @@ async fn recorded_findings(
                 recorded_at: r.get("recorded_at"),
                 history: r.get("history"),
                 withdrawn: withdrawal(&r, &account),
+                acknowledgements,
             });
     }
     Ok(out)
@@ -911,6 +968,15 @@ pub struct FeatureTotals {
     pub outstanding_change_requests: usize,
     /// Findings of the accountability rules across the feature's PRs (withdrawn ones aside).
     pub findings: usize,
+    /// Of those, how many someone acknowledged.
+    pub findings_acknowledged: usize,
+}
+
+impl FeatureTotals {
+    /// Findings nobody has acknowledged yet.
+    pub fn findings_open(&self) -> usize {
+        self.findings - self.findings_acknowledged
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -925,6 +991,13 @@ pub struct FeaturePage {
 }
 
 impl FeaturePage {
+    /// The findings list narrowed to this feature's pull requests.
+    pub fn findings_url(&self) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("repo", &self.feature.repo);
+        q.append_pair("feature", &self.feature.key);
+        format!("/findings?{}", q.finish())
+    }
     /// How PRs joined, in words.
     pub fn sources_text(&self) -> String {
         self.sources
@@ -993,6 +1066,15 @@ pub async fn feature(
             .iter()
             .map(|p| p.findings.iter().filter(|f| f.withdrawn.is_none()).count())
             .sum(),
+        findings_acknowledged: pulls
+            .iter()
+            .map(|p| {
+                p.findings
+                    .iter()
+                    .filter(|f| f.withdrawn.is_none() && !f.acknowledgements.is_empty())
+                    .count()
+            })
+            .sum(),
     };
     Ok(FeaturePage {
         account: row.account,
@@ -1005,177 +1087,14 @@ pub async fn feature(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Record: one log entry
-
-/// How far the chain is known to verify, as the projector found reading the log.
-#[derive(Debug, Clone, Serialize)]
-pub struct ChainStatus {
-    /// Entries 0..verified_size form an unbroken chain.
-    pub verified_size: i64,
-    /// The first problem found, if any.
-    pub problem: Option<String>,
-    /// This entry is inside the verified prefix.
-    pub covers_this_entry: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RecordPage {
-    pub account: String,
-    pub seq: i64,
-    pub log_size: i64,
-    pub kind: String,
-    pub event: String,
-    pub delivery_id: String,
-    pub hook_id: Option<String>,
-    pub installation_target_type: Option<String>,
-    pub installation_target_id: Option<String>,
-    pub signature: Option<String>,
-    pub received_at: DateTime<Utc>,
-    pub body_sha256: String,
-    pub prev_hash: String,
-    pub entry_hash: String,
-    /// The entry hash recomputed from the stored fields and body just now.
-    pub recomputed_entry_hash: String,
-    /// The body hashes to `body_sha256` and the fields to `entry_hash`.
-    pub entry_intact: bool,
-    /// `prev_hash` is the stored hash of the entry before (or zeros for entry 0).
-    pub links_to_previous: bool,
-    pub chain: ChainStatus,
-    pub body_readable: bool,
-    pub body_bytes: usize,
-    /// The delivery's body exactly as GitHub sent it (lossless when `body_readable`).
-    pub body: String,
-    pub decisions: Vec<DecisionView>,
-    /// Inclusion in the newest signed checkpoint (absent for a moment after the entry lands).
-    pub proof: Option<super::proofs::RecordProof>,
-}
-
-impl RecordPage {
-    /// An object read from GitHub's API by a backfill, not a delivery: its fields mean the
-    /// request URL and GitHub's `Date` (docs/log-format.md).
-    pub fn from_api(&self) -> bool {
-        self.kind == crate::log::entry::KIND_GITHUB_API
-    }
-    pub fn body_pretty(&self) -> String {
-        serde_json::from_str::<Value>(&self.body)
-            .ok()
-            .and_then(|v| serde_json::to_string_pretty(&v).ok())
-            .unwrap_or_else(|| self.body.clone())
-    }
-    pub fn previous_url(&self) -> Option<String> {
-        (self.seq > 0).then(|| format!("/records/{}/{}", self.account, self.seq - 1))
-    }
-    pub fn next_url(&self) -> Option<String> {
-        (self.seq + 1 < self.log_size)
-            .then(|| format!("/records/{}/{}", self.account, self.seq + 1))
-    }
-}
-
-pub async fn record(
-    pool: &PgPool,
-    account: &str,
-    seq: &str,
-    viewer: &Viewer,
-) -> Result<RecordPage, WebError> {
-    let seq: u64 = seq.parse().map_err(|_| {
-        WebError::BadRequest(format!(
-            "{seq:?} is not a log position; positions are whole numbers from 0"
-        ))
-    })?;
-    if seq > i64::MAX as u64 {
-        return Err(WebError::BadRequest(format!("{seq} is beyond any log")));
-    }
-    let not_found = || {
-        WebError::NotFound(format!(
-            "log {account:?} has no entry {seq}{}",
-            viewer.not_found_hint()
-        ))
-    };
-    let mut conn = pool.acquire().await?;
-    let entry = store::entry_at(&mut *conn, account, seq)
-        .await?
-        .ok_or_else(not_found)?;
-    let log_id: i64 = sqlx::query_scalar("SELECT id FROM logs WHERE name = $1")
-        .bind(account)
-        .fetch_one(&mut *conn)
-        .await?;
-    let audience =
-        super::access::entry_audience(&entry.kind, entry.hook_id.as_deref(), &entry.body);
-    if !viewer.may_see_entry(pool, log_id, &audience).await? {
-        return Err(not_found());
-    }
-    let decisions: Vec<DecisionView> = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{DECISION_COLUMNS} FROM decisions d JOIN logs l ON l.id = d.log_id
-          WHERE l.name = $1 AND d.seq = $2 ORDER BY d.ordinal"
-    )))
-    .bind(account)
-    .bind(seq as i64)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(DecisionView::from_row)
-    .filter(|d| viewer.may_see(Some(&d.repo)))
-    .collect();
-    let meta = sqlx::query(
-        "SELECT (SELECT coalesce(max(seq) + 1, 0) FROM log_entries WHERE log_id = l.id) AS size,
-                c.verified_size, c.chain_problem,
-                (SELECT entry_hash FROM log_entries WHERE log_id = l.id AND seq = $2) AS prev
-           FROM logs l LEFT JOIN projection_cursors c ON c.log_id = l.id WHERE l.name = $1",
-    )
-    .bind(account)
-    .bind(seq as i64 - 1)
-    .fetch_one(&mut *conn)
-    .await?;
-    let fields = entry.fields(account);
-    let recomputed = fields.entry_hash();
-    let entry_intact = recomputed[..] == entry.entry_hash[..]
-        && body_hash(&entry.body)[..] == entry.body_sha256[..];
-    let expected_prev: Option<Vec<u8>> = if seq == 0 {
-        Some(GENESIS_PREV_HASH.to_vec())
-    } else {
-        meta.get("prev")
-    };
-    let verified_size: i64 = meta.get::<Option<i64>, _>("verified_size").unwrap_or(0);
-    Ok(RecordPage {
-        account: account.to_string(),
-        seq: seq as i64,
-        log_size: meta.get("size"),
-        kind: entry.kind.clone(),
-        event: entry.event.clone(),
-        delivery_id: entry.delivery_id.clone(),
-        hook_id: entry.hook_id.clone(),
-        installation_target_type: entry.installation_target_type.clone(),
-        installation_target_id: entry.installation_target_id.clone(),
-        signature: entry.signature.clone(),
-        received_at: entry.received_at,
-        body_sha256: hex::encode(&entry.body_sha256),
-        prev_hash: hex::encode(&entry.prev_hash),
-        entry_hash: hex::encode(&entry.entry_hash),
-        recomputed_entry_hash: hex::encode(recomputed),
-        entry_intact,
-        links_to_previous: expected_prev.as_deref() == Some(&entry.prev_hash[..]),
-        chain: ChainStatus {
-            verified_size,
-            problem: meta.get("chain_problem"),
-            covers_this_entry: (seq as i64) < verified_size,
-        },
-        body_readable: entry.body_readable,
-        body_bytes: entry.body.len(),
-        body: String::from_utf8_lossy(&entry.body).into_owned(),
-        decisions,
-        proof: super::proofs::record_proof(pool, account, seq)
-            .await?
-            .map(|(proof, _)| proof),
-    })
-}
-
-// ---------------------------------------------------------------------------------------------
 // Findings across repositories
 
 /// One finding in the findings list.
 #[derive(Debug, Clone, Serialize)]
 pub struct FindingItem {
     pub rule: String,
+    /// The rule in words.
+    pub rule_name: &'static str,
     pub severity: String,
     pub message: String,
     pub repo: String,
@@ -1208,6 +1127,8 @@ pub struct FindingFilters {
     pub repo: Option<String>,
     /// `true`: only acknowledged findings; `false`: only open ones.
     pub acknowledged: Option<bool>,
+    /// Only the findings about pull requests of this feature of `repo`.
+    pub feature: Option<String>,
     pub page: i64,
 }
 
@@ -1230,6 +1151,7 @@ impl FindingsPage {
             ("rule", &self.filters.rule),
             ("severity", &self.filters.severity),
             ("repo", &self.filters.repo),
+            ("feature", &self.filters.feature),
         ] {
             if let Some(v) = v {
                 q.append_pair(k, v);
@@ -1279,6 +1201,12 @@ impl FindingFilters {
                 "repo={r:?} is not a repository; write it as owner/name"
             )));
         }
+        let feature = get("feature");
+        if feature.is_some() && repo.is_none() {
+            return Err(WebError::BadRequest(
+                "feature= needs repo= too: a feature belongs to a repository (e.g. ?repo=acme/web&feature=issue-41)".into(),
+            ));
+        }
         let acknowledged = match get("acknowledged").as_deref() {
             None => None,
             Some("yes") => Some(true),
@@ -1304,6 +1232,7 @@ impl FindingFilters {
             severity,
             repo,
             acknowledged,
+            feature,
             page,
         })
     }
@@ -1326,6 +1255,10 @@ pub async fn findings(
             AND ($4::text IS NULL OR f.repo = $4)
             AND ($7::boolean IS NULL OR $7 = (f.withdrawn_seq IS NOT NULL OR EXISTS (
                  SELECT 1 FROM finding_acks a WHERE a.log_id = f.log_id AND a.finding_seq = f.seq)))
+            AND ($8::text IS NULL OR EXISTS (
+                 SELECT 1 FROM feature_pull_requests fp
+                  WHERE fp.repo = $4 AND fp.key = $8
+                    AND fp.pr_repo = f.repo AND fp.pr_number = f.pr_number))
           ORDER BY f.recorded_at DESC, f.log_id, f.seq DESC
           LIMIT $5 OFFSET $6",
     )
@@ -1336,22 +1269,15 @@ pub async fn findings(
     .bind(PER_PAGE)
     .bind((filters.page - 1) * PER_PAGE)
     .bind(filters.acknowledged)
+    .bind(&filters.feature)
     .fetch_all(pool)
     .await?;
     let total = rows.first().map(|r| r.get("total")).unwrap_or(0);
-    let accounts: Vec<String> = rows.iter().map(|r| r.get("account")).collect();
-    let seqs: Vec<i64> = rows.iter().map(|r| r.get("seq")).collect();
-    let acks = sqlx::query(
-        "SELECT l.name AS account, a.finding_seq, a.seq, a.by_name, a.note, a.recorded_at
-           FROM finding_acks a JOIN logs l ON l.id = a.log_id
-           JOIN UNNEST($1::text[], $2::bigint[]) AS w(account, seq)
-             ON l.name = w.account AND a.finding_seq = w.seq
-          ORDER BY a.log_id, a.seq",
-    )
-    .bind(&accounts)
-    .bind(&seqs)
-    .fetch_all(pool)
-    .await?;
+    let keys: Vec<(String, i64)> = rows
+        .iter()
+        .map(|r| (r.get("account"), r.get("seq")))
+        .collect();
+    let mut acks = acknowledgements(pool, &keys).await?;
     Ok(FindingsPage {
         findings: rows
             .iter()
@@ -1360,25 +1286,14 @@ pub async fn findings(
                 let seq: i64 = r.get("seq");
                 let evidence: Value = r.get("evidence");
                 FindingItem {
+                    rule_name: rule_name(&r.get::<String, _>("rule")),
                     rule: r.get("rule"),
                     severity: r.get("severity"),
                     message: r.get("message"),
                     repo: r.get("repo"),
                     pr_number: r.get("pr_number"),
                     evidence: serde_json::from_value(evidence).unwrap_or_default(),
-                    acknowledgements: acks
-                        .iter()
-                        .filter(|a| {
-                            a.get::<String, _>("account") == account
-                                && a.get::<i64, _>("finding_seq") == seq
-                        })
-                        .map(|a| AckItem {
-                            by: a.get("by_name"),
-                            note: a.get("note"),
-                            recorded_at: a.get("recorded_at"),
-                            record_url: format!("/records/{account}/{}", a.get::<i64, _>("seq")),
-                        })
-                        .collect(),
+                    acknowledgements: acks.remove(&(account.clone(), seq)).unwrap_or_default(),
                     record_url: format!("/records/{account}/{seq}"),
                     recorded_at: r.get("recorded_at"),
                     history: r.get("history"),

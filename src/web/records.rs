@@ -1,0 +1,295 @@
+//! One log entry: its page (`/records/A/N`), its JSON, and its exact bytes
+//! (`/records/A/N/body`). A delivery's page shows the decision records it yields; an entry
+//! verdict wrote (a finding, an acknowledgement, a withdrawal, a reconciliation, a key
+//! rotation) shows what it says in words. Every entry shows its place in the log and its proof.
+
+pub mod written;
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{PgPool, Row};
+
+use super::WebState;
+use super::access::Viewer;
+use super::error::WebError;
+use super::views::{DECISION_COLUMNS, DecisionView};
+use crate::log::entry::{GENESIS_PREV_HASH, body_hash};
+use crate::log::store;
+pub use written::Written;
+
+#[derive(Template)]
+#[template(path = "record.html")]
+struct RecordHtml {
+    viewer: Viewer,
+    api_url: String,
+    page: RecordPage,
+}
+
+/// `/records/{account}/{seq}`.
+pub async fn page(
+    State(s): State<WebState>,
+    viewer: Viewer,
+    uri: Uri,
+    Path((account, seq)): Path<(String, String)>,
+) -> Response {
+    let page = record(&s.pool, &account, &seq, &viewer).await;
+    super::pages::respond(
+        &viewer,
+        page.map(|page| RecordHtml {
+            viewer: viewer.clone(),
+            api_url: super::pages::api_url(&uri),
+            page,
+        }),
+    )
+}
+
+/// `/api/records/{account}/{seq}`.
+pub async fn api(
+    State(s): State<WebState>,
+    viewer: Viewer,
+    Path((account, seq)): Path<(String, String)>,
+) -> Response {
+    super::api::json(record(&s.pool, &account, &seq, &viewer).await)
+}
+
+/// `/records/{account}/{seq}/body`: the stored body byte for byte, as a file, with its
+/// SHA-256 in `Repr-Digest` (RFC 9530) so a download can be checked against `body_sha256`.
+pub async fn body(
+    State(s): State<WebState>,
+    viewer: Viewer,
+    Path((account, seq)): Path<(String, String)>,
+) -> Response {
+    let result = async {
+        let (seq, _) = parse_seq(&seq)?;
+        let mut conn = s.pool.acquire().await?;
+        let entry = visible_entry(&mut conn, &s.pool, &account, seq, &viewer).await?;
+        Ok::<_, WebError>(entry)
+    }
+    .await;
+    match result {
+        Ok(entry) => {
+            let json = serde_json::from_slice::<serde::de::IgnoredAny>(&entry.body).is_ok();
+            let file = format!(
+                "{account}-{}.{}",
+                entry.seq,
+                if json { "json" } else { "bin" }
+            );
+            let digest = format!(
+                "sha-256=:{}:",
+                base64::engine::general_purpose::STANDARD.encode(&entry.body_sha256)
+            );
+            let mut response = (StatusCode::OK, entry.body).into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
+                headers.insert(header::CONTENT_DISPOSITION, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&digest) {
+                headers.insert("repr-digest", v);
+            }
+            response
+        }
+        Err(err) => super::pages::error_page(&viewer, err),
+    }
+}
+
+/// A log position from the path, or a 400 saying what one is.
+fn parse_seq(raw: &str) -> Result<(i64, u64), WebError> {
+    let seq: u64 = raw.parse().map_err(|_| {
+        WebError::BadRequest(format!(
+            "{raw:?} is not a log position; positions are whole numbers from 0"
+        ))
+    })?;
+    if seq > i64::MAX as u64 {
+        return Err(WebError::BadRequest(format!("{seq} is beyond any log")));
+    }
+    Ok((seq as i64, seq))
+}
+
+/// The entry at `account`/`seq` if the viewer may see it; 404 otherwise (the same answer as
+/// for an entry that does not exist, so private entries are not confirmed).
+async fn visible_entry(
+    conn: &mut sqlx::PgConnection,
+    pool: &PgPool,
+    account: &str,
+    seq: i64,
+    viewer: &Viewer,
+) -> Result<store::StoredEntry, WebError> {
+    let not_found = || {
+        WebError::NotFound(format!(
+            "log {account:?} has no entry {seq}{}",
+            viewer.not_found_hint()
+        ))
+    };
+    let entry = store::entry_at(&mut *conn, account, seq as u64)
+        .await?
+        .ok_or_else(not_found)?;
+    let log_id: i64 = sqlx::query_scalar("SELECT id FROM logs WHERE name = $1")
+        .bind(account)
+        .fetch_one(&mut *conn)
+        .await?;
+    let audience =
+        super::access::entry_audience(&entry.kind, entry.hook_id.as_deref(), &entry.body);
+    if !viewer.may_see_entry(pool, log_id, &audience).await? {
+        return Err(not_found());
+    }
+    Ok(entry)
+}
+
+/// How far the chain is known to verify, as the projector found reading the log.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainStatus {
+    /// Entries 0..verified_size form an unbroken chain.
+    pub verified_size: i64,
+    /// The first problem found, if any.
+    pub problem: Option<String>,
+    /// This entry is inside the verified prefix.
+    pub covers_this_entry: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordPage {
+    pub account: String,
+    pub seq: i64,
+    pub log_size: i64,
+    pub kind: String,
+    pub event: String,
+    pub delivery_id: String,
+    pub hook_id: Option<String>,
+    pub installation_target_type: Option<String>,
+    pub installation_target_id: Option<String>,
+    pub signature: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub body_sha256: String,
+    pub prev_hash: String,
+    pub entry_hash: String,
+    /// The entry hash recomputed from the stored fields and body just now.
+    pub recomputed_entry_hash: String,
+    /// The body hashes to `body_sha256` and the fields to `entry_hash`.
+    pub entry_intact: bool,
+    /// `prev_hash` is the stored hash of the entry before (or zeros for entry 0).
+    pub links_to_previous: bool,
+    pub chain: ChainStatus,
+    pub body_readable: bool,
+    pub body_bytes: usize,
+    /// The delivery's body exactly as GitHub sent it (lossless when `body_readable`).
+    pub body: String,
+    pub decisions: Vec<DecisionView>,
+    /// What an entry verdict wrote says, in words (absent for GitHub's deliveries and API
+    /// objects, whose meaning is in `decisions`).
+    pub written: Option<Written>,
+    /// The stored body, byte for byte, as a download.
+    pub body_url: String,
+    /// Inclusion in the newest signed checkpoint (absent for a moment after the entry lands).
+    pub proof: Option<super::proofs::RecordProof>,
+}
+
+impl RecordPage {
+    /// An object read from GitHub's API by a backfill, not a delivery: its fields mean the
+    /// request URL and GitHub's `Date` (docs/log-format.md).
+    pub fn from_api(&self) -> bool {
+        self.kind == crate::log::entry::KIND_GITHUB_API
+    }
+    /// A webhook delivery: its body is GitHub's, byte for byte.
+    pub fn from_github_delivery(&self) -> bool {
+        self.kind == crate::log::entry::KIND_GITHUB_DELIVERY
+    }
+    pub fn body_pretty(&self) -> String {
+        serde_json::from_str::<Value>(&self.body)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or_else(|| self.body.clone())
+    }
+    pub fn previous_url(&self) -> Option<String> {
+        (self.seq > 0).then(|| format!("/records/{}/{}", self.account, self.seq - 1))
+    }
+    pub fn next_url(&self) -> Option<String> {
+        (self.seq + 1 < self.log_size)
+            .then(|| format!("/records/{}/{}", self.account, self.seq + 1))
+    }
+}
+
+pub async fn record(
+    pool: &PgPool,
+    account: &str,
+    seq: &str,
+    viewer: &Viewer,
+) -> Result<RecordPage, WebError> {
+    let (_, seq) = parse_seq(seq)?;
+    let mut conn = pool.acquire().await?;
+    let entry = visible_entry(&mut conn, pool, account, seq as i64, viewer).await?;
+    let decisions: Vec<DecisionView> = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{DECISION_COLUMNS} FROM decisions d JOIN logs l ON l.id = d.log_id
+          WHERE l.name = $1 AND d.seq = $2 ORDER BY d.ordinal"
+    )))
+    .bind(account)
+    .bind(seq as i64)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(DecisionView::from_row)
+    .filter(|d| viewer.may_see(Some(&d.repo)))
+    .collect();
+    let meta = sqlx::query(
+        "SELECT (SELECT coalesce(max(seq) + 1, 0) FROM log_entries WHERE log_id = l.id) AS size,
+                c.verified_size, c.chain_problem,
+                (SELECT entry_hash FROM log_entries WHERE log_id = l.id AND seq = $2) AS prev
+           FROM logs l LEFT JOIN projection_cursors c ON c.log_id = l.id WHERE l.name = $1",
+    )
+    .bind(account)
+    .bind(seq as i64 - 1)
+    .fetch_one(&mut *conn)
+    .await?;
+    let fields = entry.fields(account);
+    let recomputed = fields.entry_hash();
+    let entry_intact = recomputed[..] == entry.entry_hash[..]
+        && body_hash(&entry.body)[..] == entry.body_sha256[..];
+    let expected_prev: Option<Vec<u8>> = if seq == 0 {
+        Some(GENESIS_PREV_HASH.to_vec())
+    } else {
+        meta.get("prev")
+    };
+    let verified_size: i64 = meta.get::<Option<i64>, _>("verified_size").unwrap_or(0);
+    Ok(RecordPage {
+        account: account.to_string(),
+        seq: seq as i64,
+        log_size: meta.get("size"),
+        kind: entry.kind.clone(),
+        event: entry.event.clone(),
+        delivery_id: entry.delivery_id.clone(),
+        hook_id: entry.hook_id.clone(),
+        installation_target_type: entry.installation_target_type.clone(),
+        installation_target_id: entry.installation_target_id.clone(),
+        signature: entry.signature.clone(),
+        received_at: entry.received_at,
+        body_sha256: hex::encode(&entry.body_sha256),
+        prev_hash: hex::encode(&entry.prev_hash),
+        entry_hash: hex::encode(&entry.entry_hash),
+        recomputed_entry_hash: hex::encode(recomputed),
+        entry_intact,
+        links_to_previous: expected_prev.as_deref() == Some(&entry.prev_hash[..]),
+        chain: ChainStatus {
+            verified_size,
+            problem: meta.get("chain_problem"),
+            covers_this_entry: (seq as i64) < verified_size,
+        },
+        body_readable: entry.body_readable,
+        body_bytes: entry.body.len(),
+        body: String::from_utf8_lossy(&entry.body).into_owned(),
+        written: written::read(pool, account, seq as i64, &entry.kind, &entry.body, viewer).await?,
+        body_url: format!("/records/{account}/{seq}/body"),
+        decisions,
+        proof: super::proofs::record_proof(pool, account, seq)
+            .await?
+            .map(|(proof, _)| proof),
+    })
+}
