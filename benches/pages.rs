@@ -168,7 +168,9 @@ async fn run() {
         secrets: WebhookSecrets::from_list(&[SECRET]),
         listen: "127.0.0.1:0".parse().unwrap(),
         max_connections: 8,
-        feature_label_prefix: verdict::projections::features::DEFAULT_LABEL_PREFIX.into(),
+        features: verdict::projections::features::FeatureLinking::labels(
+            verdict::projections::features::DEFAULT_LABEL_PREFIX,
+        ),
         access: Default::default(),
         signer: std::sync::Arc::new(
             verdict::log::checkpoint::CheckpointSigner::generate("verdict.bench").unwrap(),

@@ -171,7 +171,7 @@ async fn run() {
         secrets: WebhookSecrets::from_list(&["unused"]),
         listen: "127.0.0.1:0".parse().unwrap(),
         max_connections: 8,
-        feature_label_prefix: "feature:".into(),
+        features: verdict::projections::features::FeatureLinking::labels("feature:"),
         access: verdict::web::access::AccessConfig {
             admin_token: Some(TOKEN.into()),
             ..Default::default()

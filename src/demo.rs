@@ -67,7 +67,9 @@ pub async fn run(
         secrets: WebhookSecrets::from_list(&[DEMO_SECRET]),
         listen,
         max_connections: 4,
-        feature_label_prefix: verdict::projections::features::DEFAULT_LABEL_PREFIX.into(),
+        features: verdict::projections::features::FeatureLinking::labels(
+            verdict::projections::features::DEFAULT_LABEL_PREFIX,
+        ),
         access: AccessConfig {
             sign_in: Some(github.sign_in_config()),
             ..Default::default()
@@ -178,6 +180,7 @@ pub async fn run(
     .bind(story::REPO)
     .fetch_all(&pool)
     .await?;
+    let first_finding = findings.first().map(|f| f.4);
     for (repo, pr, rule, message, seq) in findings {
         let pr = pr.map(|n| format!("#{n}")).unwrap_or_default();
         println!(
@@ -208,6 +211,13 @@ pub async fn run(
         story::PRIVATE_REPO,
         story::FEATURE_KEY
     );
+    if let Some(seq) = first_finding {
+        println!(
+            "try acknowledging a finding: sign in as @maria-pm, open {base}/records/{}/{seq} and              append a note; it becomes an entry of its own in the log, and the feature page              counts the finding as acknowledged",
+            story::ACCOUNT
+        );
+    }
+    println!("every rule in plain words: {base}/rules");
 
     // The tree builder signs a checkpoint within a moment of the last entry.
     let mut checkpoint = None;

@@ -140,6 +140,14 @@ struct ServeArgs {
     /// Label prefix that puts a PR in a feature (`feature: checkout`).
     #[arg(long, env = "VERDICT_FEATURE_LABEL_PREFIX", default_value = verdict::projections::features::DEFAULT_LABEL_PREFIX)]
     feature_label_prefix: String,
+    /// Tracker keys (Jira, Linear) in PR titles and branch names put the PR in the feature of
+    /// that key, e.g. `[A-Z][A-Z0-9]+-[0-9]+` (a regular expression; `(?i)` for any case).
+    #[arg(long, env = "VERDICT_FEATURE_KEY_PATTERN", value_parser = key_pattern)]
+    feature_key_pattern: Option<regex::Regex>,
+    /// Where a tracker key's issue is, `{key}` standing for the key, e.g.
+    /// `https://linear.app/acme/issue/{key}`.
+    #[arg(long, env = "VERDICT_FEATURE_KEY_URL")]
+    feature_key_url: Option<String>,
     #[command(flatten)]
     access: AccessArgs,
     /// Key that signs the logs' checkpoints (from `verdict keygen`). Without it, verdict
@@ -374,6 +382,22 @@ struct ReprojectArgs {
     /// Label prefix that puts a PR in a feature.
     #[arg(long, env = "VERDICT_FEATURE_LABEL_PREFIX", default_value = verdict::projections::features::DEFAULT_LABEL_PREFIX)]
     feature_label_prefix: String,
+    /// Tracker keys in PR titles and branch names (as `serve --feature-key-pattern`).
+    #[arg(long, env = "VERDICT_FEATURE_KEY_PATTERN", value_parser = key_pattern)]
+    feature_key_pattern: Option<regex::Regex>,
+}
+
+/// A tracker key pattern: a regular expression that matches no empty key.
+fn key_pattern(text: &str) -> Result<regex::Regex, String> {
+    let pattern = regex::Regex::new(text).map_err(|e| {
+        format!("{text:?} is not a regular expression ({e}); e.g. [A-Z][A-Z0-9]+-[0-9]+")
+    })?;
+    if pattern.is_match("") {
+        return Err(format!(
+            "{text:?} matches an empty text: every pull request would join a feature; e.g. [A-Z][A-Z0-9]+-[0-9]+"
+        ));
+    }
+    Ok(pattern)
 }
 
 #[derive(Args)]
@@ -469,6 +493,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 pool.clone(),
                 args.feature_label_prefix,
             )
+            .with_key_pattern(args.feature_key_pattern)
             .catch_up()
             .await?;
             for table in ["judge_cursors", "judge_pending"] {
@@ -491,7 +516,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let db = open_db(&args.db, db::Migrations::Apply).await?;
             let pool = db::app_pool(&db.url, 2).await?;
             let projector =
-                verdict::projections::projector::Projector::new(pool, args.feature_label_prefix);
+                verdict::projections::projector::Projector::new(pool, args.feature_label_prefix)
+                    .with_key_pattern(args.feature_key_pattern);
             let done = projector.rebuild().await?;
             println!(
                 "reprojected {} entries: {} decision records, {} entries not understood (kept in the log)",
@@ -588,7 +614,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         secrets,
         listen: args.listen,
         max_connections: args.db_connections,
-        feature_label_prefix: args.feature_label_prefix,
+        features: verdict::projections::features::FeatureLinking {
+            label_prefix: args.feature_label_prefix,
+            key_pattern: args.feature_key_pattern,
+            key_url: args.feature_key_url,
+        },
         access: args.access.config(&args.feedback.github_api_url),
         signer: std::sync::Arc::new(signer),
         build_tree: !args.no_merkle,
@@ -734,6 +764,7 @@ async fn backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
     // The pages follow: project what was appended.
     let projected =
         verdict::projections::projector::Projector::new(pool, args.reproject.feature_label_prefix)
+            .with_key_pattern(args.reproject.feature_key_pattern)
             .catch_up()
             .await?;
     println!(

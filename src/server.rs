@@ -15,8 +15,8 @@ pub struct ServerConfig {
     pub secrets: WebhookSecrets,
     pub listen: SocketAddr,
     pub max_connections: u32,
-    /// Label prefix that puts a PR in a feature.
-    pub feature_label_prefix: String,
+    /// What puts a PR in a feature (label prefix, tracker keys) and where keys link to.
+    pub features: crate::projections::features::FeatureLinking,
     /// Sign-in with GitHub, operators and the admin token.
     pub access: crate::web::access::AccessConfig,
     /// Maintain the Merkle tree and checkpoints (off only to measure what they cost).
@@ -188,8 +188,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     // Projections follow the log in the background, never in the webhook's path.
     let projector = crate::projections::projector::Projector::new(
         bg_pool.clone(),
-        config.feature_label_prefix.clone(),
+        config.features.label_prefix.clone(),
     )
+    .with_key_pattern(config.features.key_pattern.clone())
     .yielding_to(intake_load.clone())
     .spawn(std::sync::Arc::new(tokio::sync::Notify::new()));
     let access = &config.access;
@@ -241,6 +242,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         access,
         config.signer.clone(),
         std::sync::Arc::new(config.feedback.rules.clone()),
+        std::sync::Arc::new(config.features.clone()),
     );
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let limits = config.limits;

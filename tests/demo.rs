@@ -38,6 +38,13 @@ async fn the_demo_replays_the_story_and_prints_the_feature_page() {
     ] {
         assert!(first.contains(rule), "{rule} in\n{first}");
     }
+    // It shows where to try acknowledging: a finding's own page (after the 40 deliveries'
+    // positions: findings come after the story they judge).
+    let hint = first
+        .lines()
+        .find(|l| l.starts_with("try acknowledging a finding"))
+        .unwrap_or_else(|| panic!("no acknowledging hint in\n{first}"));
+    assert!(hint.contains("/records/acme/"), "{hint}");
     let listed: Vec<&str> = first
         .lines()
         .filter(|l| l.contains("acme/storefront") && l.contains(" UTC "))

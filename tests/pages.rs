@@ -596,6 +596,10 @@ async fn the_openapi_document_describes_every_endpoint_and_its_answers() {
         ("/api/rules", "/api/rules"),
         ("/api/search", "/api/search?q=checkout"),
         ("/api/{owner}", "/api/acme"),
+        (
+            "/api/{owner}/features/{feature}",
+            "/api/acme/features/issue-41",
+        ),
         ("/api/{owner}/{repo}/report", "/api/acme/storefront/report"),
         (
             "/api/logs/{account}/proof/inclusion",

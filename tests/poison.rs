@@ -233,7 +233,12 @@ proptest! {
     #[test]
     fn projecting_a_mutated_payload_never_panics_and_yields_clean_text((event, v) in mutated()) {
         let body = serde_json::to_vec(&v).unwrap();
-        if let Ok(p) = project(&event, &body, chrono::Utc::now(), "feature:") {
+        if let Ok(p) = project(
+            &event,
+            &body,
+            chrono::Utc::now(),
+            &verdict::projections::features::FeatureLinking::labels("feature:"),
+        ) {
             for (s, max) in strings(&p) {
                 prop_assert!(!s.contains('\0') && !s.contains("\\u0000"), "NUL in {s:?}");
                 prop_assert!(s.len() <= max, "{} bytes", s.len());

@@ -8,7 +8,12 @@ use common::{SECRET, TestDb, fixture, fixture_payloads};
 use serde_json::{Value, json};
 use sqlx::Row;
 use verdict::projections::decisions::{Decision, KINDS, project, project_value};
-use verdict::projections::features::DEFAULT_LABEL_PREFIX;
+use verdict::projections::features::{DEFAULT_LABEL_PREFIX, FeatureLinking};
+
+/// `feature:` labels, no tracker keys.
+fn labels() -> FeatureLinking {
+    FeatureLinking::labels(DEFAULT_LABEL_PREFIX)
+}
 use verdict::projections::projector::{Projector, backlog};
 
 fn json_fixture(rel: &str) -> Value {
@@ -20,7 +25,7 @@ fn one(event: &str, payload: &Value) -> Decision {
         event,
         &serde_json::to_vec(payload).unwrap(),
         Utc::now(),
-        DEFAULT_LABEL_PREFIX,
+        &labels(),
     )
     .unwrap();
     assert_eq!(p.decisions.len(), 1, "{event}: {:?}", p.decisions);
@@ -52,7 +57,7 @@ fn merged_pr() -> Value {
 fn every_real_payload_of_an_interpreted_event_projects() {
     for (event, path) in fixture_payloads() {
         let body = std::fs::read(&path).unwrap();
-        let projected = project(&event, &body, Utc::now(), DEFAULT_LABEL_PREFIX);
+        let projected = project(&event, &body, Utc::now(), &labels());
         assert!(
             projected.is_ok(),
             "{}: {:?}",
@@ -78,18 +83,8 @@ fn leaving_out_api_links_changes_no_projection() {
     for (event, path) in fixture_payloads() {
         let body = std::fs::read(&path).unwrap();
         let whole: Value = serde_json::from_slice(&body).unwrap();
-        let from_whole = project_value(
-            &event,
-            &whole,
-            at("2030-01-01T00:00:00Z"),
-            DEFAULT_LABEL_PREFIX,
-        );
-        let pruned = project(
-            &event,
-            &body,
-            at("2030-01-01T00:00:00Z"),
-            DEFAULT_LABEL_PREFIX,
-        );
+        let from_whole = project_value(&event, &whole, at("2030-01-01T00:00:00Z"), &labels());
+        let pruned = project(&event, &body, at("2030-01-01T00:00:00Z"), &labels());
         assert_eq!(pruned, from_whole, "{}", path.display());
         if from_whole.is_ok_and(|p| !p.decisions.is_empty()) {
             compared += 1;
@@ -226,7 +221,7 @@ fn comments_threads_checks_issues_and_forced_pushes() {
         "issues",
         &fixture("issues/opened.1.json"),
         Utc::now(),
-        DEFAULT_LABEL_PREFIX,
+        &labels(),
     )
     .unwrap();
     assert_eq!(issue.decisions[0].kind, "issue.opened");
@@ -246,7 +241,7 @@ fn comments_threads_checks_issues_and_forced_pushes() {
             "push",
             &serde_json::to_vec(&push).unwrap(),
             Utc::now(),
-            DEFAULT_LABEL_PREFIX
+            &labels()
         )
         .unwrap()
         .decisions
@@ -498,13 +493,13 @@ fn every_decision_kind_comes_from_a_real_payload() {
     let received = at("2026-01-01T00:00:00Z");
     let mut seen = std::collections::BTreeSet::new();
     for (event, path) in common::fixture_payloads() {
-        if let Ok(p) = project(&event, &std::fs::read(path).unwrap(), received, "feature:") {
+        if let Ok(p) = project(&event, &std::fs::read(path).unwrap(), received, &labels()) {
             seen.extend(p.decisions.into_iter().map(|d| d.kind));
         }
     }
     // The demo story: GitHub's examples with names, numbers, commits and times changed.
     for d in verdict::story::feature_story("kinds") {
-        if let Ok(p) = project(d.event, &d.body, received, "feature:") {
+        if let Ok(p) = project(d.event, &d.body, received, &labels()) {
             seen.extend(p.decisions.into_iter().map(|d| d.kind));
         }
     }
@@ -680,7 +675,7 @@ fn every_decision_kind_comes_from_a_real_payload() {
             event,
             &serde_json::to_vec(&payload).unwrap(),
             received,
-            "feature:",
+            &labels(),
         )
         .unwrap_or_else(|e| panic!("{kind}: {e}"));
         let kinds: Vec<String> = p.decisions.into_iter().map(|d| d.kind).collect();

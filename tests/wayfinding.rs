@@ -123,6 +123,32 @@ async fn every_entrys_body_downloads_byte_for_byte() {
             )
         );
     }
+    // The README's step: the proof and the body from the page, checked offline.
+    server.checkpoint_at_least("acme", 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let proof = dir.path().join("acme-3.tlog-proof");
+    let body = dir.path().join("acme-3.json");
+    for (path, file) in [
+        ("/records/acme/3/proof", &proof),
+        ("/records/acme/3/body", &body),
+    ] {
+        let r = server.get(path, None).await;
+        assert_eq!(r.status(), 200, "{path}");
+        std::fs::write(file, r.bytes().await.unwrap()).unwrap();
+    }
+    let key = server.signer.verifier_key("acme");
+    let (ok, out) = common::verdict_cli(
+        &[
+            "verify-proof",
+            proof.to_str().unwrap(),
+            "--key",
+            &key,
+            "--body",
+            body.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(ok, "{out}");
     let missing = server.get("/records/acme/9999/body", None).await;
     assert_eq!(missing.status(), 404);
     server.shutdown().await;
@@ -368,6 +394,212 @@ async fn the_decision_filter_speaks_in_words_without_duplicates() {
     assert!(
         phrase["decisions"]["total"].as_i64().unwrap() >= 1,
         "{phrase}"
+    );
+    server.shutdown().await;
+}
+
+/// A `pull_request` `opened` delivery of PR `number` in `owner/name` with this title, branch,
+/// labels and body.
+fn opened(
+    owner: &str,
+    name: &str,
+    number: i64,
+    title: &str,
+    branch: &str,
+    labels: &[&str],
+    body: &str,
+) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&common::in_repository(
+        &common::fixture("pull_request/opened.1.json"),
+        owner,
+        name,
+    ))
+    .unwrap();
+    v["number"] = json!(number);
+    v["pull_request"]["number"] = json!(number);
+    v["pull_request"]["title"] = json!(title);
+    v["pull_request"]["body"] = json!(body);
+    v["pull_request"]["head"]["ref"] = json!(branch);
+    v["pull_request"]["labels"] = json!(
+        labels
+            .iter()
+            .map(|l| json!({"name": l}))
+            .collect::<Vec<_>>()
+    );
+    v["pull_request"]["html_url"] =
+        json!(format!("https://github.com/{owner}/{name}/pull/{number}"));
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// Polls `path` (JSON) until `done` holds, while the server's projector catches up.
+async fn until(server: &TestServer, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let r = server.get(path, None).await;
+        if r.status() == 200 {
+            last = r.json().await.unwrap();
+            if done(&last) {
+                return last;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{path} never got there: {last}");
+}
+
+fn numbers(feature: &Value) -> Vec<(String, i64)> {
+    feature["pulls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["repo"].as_str().unwrap().to_string(),
+                p["number"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_feature_spans_repositories_and_tracker_keys_make_features() {
+    let db = common::TestDb::new().await;
+    let server = db
+        .start(common::ServerOptions {
+            features: Some(verdict::projections::features::FeatureLinking {
+                label_prefix: "feature:".into(),
+                key_pattern: Some(regex::Regex::new("(?i)[A-Z][A-Z0-9]+-[0-9]+").unwrap()),
+                key_url: Some("https://linear.app/acme/issue/{key}".into()),
+            }),
+            ..Default::default()
+        })
+        .await;
+    let deliveries = [
+        // One label in a frontend and a backend repository of one account.
+        opened(
+            "octo-org",
+            "web",
+            1,
+            "Checkout button",
+            "checkout-button",
+            &["feature: checkout"],
+            "",
+        ),
+        opened(
+            "octo-org",
+            "api",
+            2,
+            "Checkout endpoint",
+            "checkout-api",
+            &["feature: checkout"],
+            "",
+        ),
+        // A backend PR that closes the frontend's issue joins that issue's feature.
+        opened(
+            "octo-org",
+            "api",
+            3,
+            "Card validation",
+            "validate",
+            &[],
+            "Closes octo-org/web#40",
+        ),
+        // Tracker keys, in a title and (lower-case) in a branch name.
+        opened(
+            "octo-org",
+            "web",
+            4,
+            "PAY-12 card vault form",
+            "vault-form",
+            &[],
+            "",
+        ),
+        opened(
+            "octo-org",
+            "api",
+            5,
+            "Card vault storage",
+            "pay-12-storage",
+            &[],
+            "",
+        ),
+    ];
+    for (i, body) in deliveries.iter().enumerate() {
+        let r = server
+            .deliver("pull_request", &format!("span-{i}"), body)
+            .await;
+        assert_eq!(r.status(), 201);
+    }
+    // The account-wide feature has both repositories' pull requests.
+    let checkout = until(&server, "/api/octo-org/features/checkout", |v| {
+        v["pulls"].as_array().is_some_and(|p| p.len() == 2)
+    })
+    .await;
+    assert_eq!(
+        numbers(&checkout),
+        [
+            ("octo-org/api".to_string(), 2),
+            ("octo-org/web".to_string(), 1)
+        ]
+    );
+    assert_eq!(
+        checkout["repositories"],
+        json!(["octo-org/api", "octo-org/web"])
+    );
+    assert_eq!(checkout["account_wide"], true);
+    // Each repository's page stays, and points at the account-wide one.
+    let web = json_of(&server, "/api/octo-org/web/features/checkout", None).await;
+    assert_eq!(numbers(&web), [("octo-org/web".to_string(), 1)]);
+    assert_eq!(web["across_url"], "/octo-org/features/checkout");
+    let (status, page) = text(&server, "/octo-org/features/checkout", None).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("href=\"/octo-org/web/pull/1\"")
+            && page.contains("href=\"/octo-org/api/pull/2\"")
+    );
+    // The cross-repository closing keyword: issue 40 of web has the api PR.
+    let issue = until(&server, "/api/octo-org/web/features/issue-40", |v| {
+        v["pulls"].as_array().is_some_and(|p| !p.is_empty())
+    })
+    .await;
+    assert_eq!(numbers(&issue), [("octo-org/api".to_string(), 3)]);
+    // The tracker key: one feature PAY-12 across both repositories, linked to the tracker.
+    let pay = until(&server, "/api/octo-org/features/PAY-12", |v| {
+        v["pulls"].as_array().is_some_and(|p| p.len() == 2)
+    })
+    .await;
+    assert_eq!(
+        numbers(&pay),
+        [
+            ("octo-org/api".to_string(), 5),
+            ("octo-org/web".to_string(), 4)
+        ]
+    );
+    assert_eq!(pay["tracker_url"], "https://linear.app/acme/issue/PAY-12");
+    assert_eq!(pay["sources"], json!(["tracker"]));
+    let (_, page) = text(&server, "/octo-org/web/features/PAY-12", None).await;
+    assert!(
+        page.contains("id=\"tracker\" href=\"https://linear.app/acme/issue/PAY-12\""),
+        "{page}"
+    );
+    // The account page lists the features of both repositories.
+    let account = json_of(&server, "/api/octo-org", None).await;
+    let keys: Vec<&str> = account["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        keys.contains(&"PAY-12") && keys.contains(&"checkout"),
+        "{keys:?}"
+    );
+    assert_eq!(
+        server
+            .get("/octo-org/features/nothing", None)
+            .await
+            .status(),
+        404
     );
     server.shutdown().await;
 }

@@ -58,7 +58,7 @@ pub fn project(
     url: &str,
     body: &[u8],
     date: DateTime<Utc>,
-    label_prefix: &str,
+    linking: &super::features::FeatureLinking,
 ) -> Result<Projected, ProjectError> {
     let o: Value = serde_json::from_slice(body).map_err(|_| ProjectError::NotJson)?;
     let (url_repo, url_number) = repo_and_number(url);
@@ -67,7 +67,7 @@ pub fn project(
         field: "a repository in the request URL",
     })?;
     let mut p = match event {
-        "pull_request" => pull(&repo, &o, date, label_prefix),
+        "pull_request" => pull(&repo, &o, date, linking),
         "pull_request_review" => review(&repo, url_number, &o),
         "pull_request_review_comment" => review_comment(&repo, url_number, &o),
         "issue_comment" => comment(&repo, url_number, &o),
@@ -99,7 +99,12 @@ fn decision(repo: &str, pr: Option<i64>, kind: &str, at: Option<DateTime<Utc>>) 
     }
 }
 
-fn pull(repo: &str, o: &Value, date: DateTime<Utc>, label_prefix: &str) -> Projected {
+fn pull(
+    repo: &str,
+    o: &Value,
+    date: DateTime<Utc>,
+    linking: &super::features::FeatureLinking,
+) -> Projected {
     let Some(number) = o.get("number").and_then(Value::as_i64) else {
         return Projected::default();
     };
@@ -161,7 +166,7 @@ fn pull(repo: &str, o: &Value, date: DateTime<Utc>, label_prefix: &str) -> Proje
             as_of: time(o, "/base/repo/updated_at").unwrap_or(date),
         });
     Projected {
-        features: features::links_of_pull_request(repo, o, label_prefix),
+        features: features::links_of_pull_request(repo, o, linking),
         decisions,
         pull_request: Some(snap),
         repository,

@@ -297,19 +297,19 @@ const INTERPRETED: &[&str] = &[
 ];
 
 /// Projects one delivery. Events verdict does not interpret project to nothing.
-/// `label_prefix` is the label prefix that puts a PR in a feature.
+/// `linking` says what puts a PR in a feature (label prefix, tracker key pattern).
 pub fn project(
     event: &str,
     body: &[u8],
     received_at: DateTime<Utc>,
-    label_prefix: &str,
+    linking: &features::FeatureLinking,
 ) -> Result<Projected, ProjectError> {
     // Most deliveries of other events are large; reading them would find nothing to record.
     if !INTERPRETED.contains(&event) {
         return Ok(Projected::default());
     }
     let payload = super::payload::parse(body).map_err(|_| ProjectError::NotJson)?;
-    project_value(event, &payload, received_at, label_prefix)
+    project_value(event, &payload, received_at, linking)
 }
 
 /// Projects one delivery's parsed payload (see [`project`]).
@@ -317,7 +317,7 @@ pub fn project_value(
     event: &str,
     payload: &Value,
     received_at: DateTime<Utc>,
-    label_prefix: &str,
+    linking: &features::FeatureLinking,
 ) -> Result<Projected, ProjectError> {
     if !INTERPRETED.contains(&event) {
         return Ok(Projected::default());
@@ -325,8 +325,8 @@ pub fn project_value(
     check_shape(event, payload)?;
     let action = s(payload, "/action").unwrap_or_default();
     let projected = match event {
-        "pull_request" => pull_request(payload, &action, received_at, label_prefix),
-        "pull_request_review" => review(payload, &action, received_at, label_prefix),
+        "pull_request" => pull_request(payload, &action, received_at, linking),
+        "pull_request_review" => review(payload, &action, received_at, linking),
         "pull_request_review_comment" => review_comment(payload, &action, received_at),
         "pull_request_review_thread" => review_thread(payload, &action, received_at),
         "issue_comment" => issue_comment(payload, &action, received_at),
@@ -415,7 +415,7 @@ fn pull_request(
     p: &Value,
     action: &str,
     received: DateTime<Utc>,
-    label_prefix: &str,
+    linking: &features::FeatureLinking,
 ) -> Result<Projected, ProjectError> {
     let repo = repo("pull_request", p)?;
     let pr = p
@@ -444,7 +444,7 @@ fn pull_request(
     ];
     if !DECISIVE.contains(&action) {
         // Assignment, locking and the like are no decisions, but still show the PR's state.
-        let features = features::links_of_pull_request(&repo.name, pr, label_prefix);
+        let features = features::links_of_pull_request(&repo.name, pr, linking);
         return Ok(Projected {
             decisions: Vec::new(),
             pull_request: Some(snap),
@@ -511,7 +511,7 @@ fn pull_request(
         source_key,
         from_api: None,
     };
-    let features = features::links_of_pull_request(&repo.name, pr, label_prefix);
+    let features = features::links_of_pull_request(&repo.name, pr, linking);
     Ok(Projected {
         decisions: vec![decision],
         pull_request: Some(snap),
@@ -524,7 +524,7 @@ fn review(
     p: &Value,
     action: &str,
     received: DateTime<Utc>,
-    label_prefix: &str,
+    linking: &features::FeatureLinking,
 ) -> Result<Projected, ProjectError> {
     let repo = repo("pull_request_review", p)?;
     let pr = p
@@ -580,7 +580,7 @@ fn review(
             from_api: None,
         }],
         pull_request: snapshot(&repo, pr, received),
-        features: features::links_of_pull_request(&repo.name, pr, label_prefix),
+        features: features::links_of_pull_request(&repo.name, pr, linking),
         repository: None,
     })
 }

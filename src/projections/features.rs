@@ -1,11 +1,53 @@
 //! Features: the unit product managers read. A pull request belongs to a feature through a
 //! label with a configurable prefix (default `feature:`), an issue it closes with GitHub's
-//! closing keywords, or its milestone.
+//! closing keywords (in its own repository or another), its milestone, or a tracker key
+//! (Jira, Linear: `ABC-123`) in its title or branch name when a key pattern is configured.
 
 use serde_json::Value;
 
 /// Default label prefix that puts a PR in a feature (`feature: checkout` → `checkout`).
 pub const DEFAULT_LABEL_PREFIX: &str = "feature:";
+
+/// What puts a pull request in a feature besides closing keywords and milestones.
+#[derive(Debug, Clone)]
+pub struct FeatureLinking {
+    /// Label prefix (`feature: checkout` → `checkout`).
+    pub label_prefix: String,
+    /// Tracker keys in titles and branch names (`VERDICT_FEATURE_KEY_PATTERN`).
+    pub key_pattern: Option<regex::Regex>,
+    /// Where a tracker key's issue is, with `{key}` for the key
+    /// (`VERDICT_FEATURE_KEY_URL`, e.g. `https://linear.app/acme/issue/{key}`).
+    pub key_url: Option<String>,
+}
+
+impl FeatureLinking {
+    /// Labels with `prefix`, no tracker keys.
+    pub fn labels(prefix: impl Into<String>) -> FeatureLinking {
+        FeatureLinking {
+            label_prefix: prefix.into(),
+            key_pattern: None,
+            key_url: None,
+        }
+    }
+
+    /// The tracker's page of `key`, when a tracker URL is configured and `key` is one the
+    /// pattern finds.
+    pub fn tracker_link(&self, key: &str) -> Option<String> {
+        let (pattern, url) = (self.key_pattern.as_ref()?, self.key_url.as_ref()?);
+        let whole = pattern
+            .find_iter(key)
+            .any(|m| m.as_str().eq_ignore_ascii_case(key));
+        whole.then(|| {
+            url.replace(
+                "{key}",
+                &form_urlencoded::byte_serialize(key.as_bytes()).collect::<String>(),
+            )
+        })
+    }
+}
+
+/// Longest tracker key kept (a key is an id, not a sentence).
+const MAX_TRACKER_KEY: usize = 64;
 
 /// How a pull request came to belong to a feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +55,8 @@ pub enum LinkSource {
     Label,
     ClosingIssue,
     Milestone,
+    /// A tracker key in the title or branch name.
+    TrackerKey,
     /// Not a PR link: the issue itself, which names the feature.
     IssueTitle,
 }
@@ -23,6 +67,7 @@ impl LinkSource {
             LinkSource::Label => "label",
             LinkSource::ClosingIssue => "closes",
             LinkSource::Milestone => "milestone",
+            LinkSource::TrackerKey => "tracker",
             LinkSource::IssueTitle => "issue",
         }
     }
@@ -73,7 +118,8 @@ pub fn slug(text: &str) -> String {
 }
 
 /// Feature links of a PR payload object in `repo`.
-pub fn links_of_pull_request(repo: &str, pr: &Value, label_prefix: &str) -> Vec<FeatureLink> {
+pub fn links_of_pull_request(repo: &str, pr: &Value, linking: &FeatureLinking) -> Vec<FeatureLink> {
+    let label_prefix = linking.label_prefix.as_str();
     let Some(number) = pr.get("number").and_then(Value::as_i64) else {
         return Vec::new();
     };
@@ -113,6 +159,22 @@ pub fn links_of_pull_request(repo: &str, pr: &Value, label_prefix: &str) -> Vec<
                 format!("#{n}"),
                 LinkSource::ClosingIssue,
             );
+        }
+    }
+    if let Some(pattern) = &linking.key_pattern {
+        for text in ["/title", "/head/ref"]
+            .iter()
+            .filter_map(|p| pr.pointer(p).and_then(Value::as_str))
+        {
+            for found in pattern.find_iter(text) {
+                let key = found.as_str().to_ascii_uppercase();
+                let url_safe = key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                if url_safe && !key.is_empty() && key.len() <= MAX_TRACKER_KEY {
+                    add(repo, key.clone(), key, LinkSource::TrackerKey);
+                }
+            }
         }
     }
     if let Some(title) = pr.pointer("/milestone/title").and_then(Value::as_str) {
@@ -202,7 +264,8 @@ mod tests {
         let pr = json!({"number": 5, "body": "Closes #3",
                         "labels": [{"name": "Feature: One-click Checkout"}, {"name": "bug"}],
                         "milestone": {"title": "v2.0"}});
-        let links = links_of_pull_request("o/r", &pr, DEFAULT_LABEL_PREFIX);
+        let links =
+            links_of_pull_request("o/r", &pr, &FeatureLinking::labels(DEFAULT_LABEL_PREFIX));
         let keys: Vec<(&str, LinkSource)> =
             links.iter().map(|l| (l.key.as_str(), l.source)).collect();
         assert_eq!(
@@ -215,12 +278,47 @@ mod tests {
         );
         assert!(links.iter().all(|l| l.pr_number == Some(5)));
         assert!(
-            links_of_pull_request("o/r", &pr, "area:")
+            links_of_pull_request("o/r", &pr, &FeatureLinking::labels("area:"))
                 .iter()
                 .all(|l| l.source != LinkSource::Label)
         );
         // A multi-byte character where the prefix would end is no prefix (and no panic).
         let pr = json!({"number": 6, "labels": [{"name": "ෲ`<𐄰/¥k5"}, {"name": "feat😀: x"}]});
-        assert!(links_of_pull_request("o/r", &pr, DEFAULT_LABEL_PREFIX).is_empty());
+        assert!(
+            links_of_pull_request("o/r", &pr, &FeatureLinking::labels(DEFAULT_LABEL_PREFIX))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn tracker_keys_in_titles_and_branch_names_make_features() {
+        let linking = FeatureLinking {
+            label_prefix: DEFAULT_LABEL_PREFIX.into(),
+            key_pattern: Some(regex::Regex::new("(?i)[A-Z][A-Z0-9]+-[0-9]+").unwrap()),
+            key_url: Some("https://linear.app/acme/issue/{key}".into()),
+        };
+        assert_eq!(
+            linking.tracker_link("PAY-12").as_deref(),
+            Some("https://linear.app/acme/issue/PAY-12")
+        );
+        assert_eq!(linking.tracker_link("checkout"), None);
+        let pr = json!({"number": 5, "title": "PAY-12: card vault", "labels": [],
+                        "head": {"ref": "pay-12-vault-and-web-7"}});
+        let keys: Vec<(String, LinkSource)> = links_of_pull_request("o/r", &pr, &linking)
+            .into_iter()
+            .map(|l| (l.key, l.source))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("PAY-12".to_string(), LinkSource::TrackerKey),
+                ("WEB-7".to_string(), LinkSource::TrackerKey)
+            ]
+        );
+        // Without a pattern, titles and branches say nothing.
+        assert!(
+            links_of_pull_request("o/r", &pr, &FeatureLinking::labels(DEFAULT_LABEL_PREFIX))
+                .is_empty()
+        );
     }
 }

@@ -35,7 +35,7 @@ pub struct CatchUp {
 #[derive(Clone)]
 pub struct Projector {
     pool: PgPool,
-    label_prefix: String,
+    linking: super::features::FeatureLinking,
     page: i64,
     /// When set, each page waits (boundedly) while this intake is saturated.
     yield_to: Option<IntakeLoad>,
@@ -45,10 +45,17 @@ impl Projector {
     pub fn new(pool: PgPool, label_prefix: impl Into<String>) -> Self {
         Projector {
             pool,
-            label_prefix: label_prefix.into(),
+            linking: super::features::FeatureLinking::labels(label_prefix),
             page: PAGE,
             yield_to: None,
         }
+    }
+
+    /// Also puts pull requests whose title or branch name holds a tracker key (Jira, Linear:
+    /// `ABC-123`) matching `pattern` in the feature of that key.
+    pub fn with_key_pattern(mut self, pattern: Option<regex::Regex>) -> Self {
+        self.linking.key_pattern = pattern;
+        self
     }
 
     /// Steps aside before each page while `load` says intake is saturated (see
@@ -187,7 +194,7 @@ impl Projector {
             last = Some(entry.seq);
             done.entries += 1;
             chain.check(log_name, entry);
-            match Work::of(entry, &self.label_prefix) {
+            match Work::of(entry, &self.linking) {
                 Ok(Some(work)) => page.push(work),
                 Ok(None) => {}
                 Err(problem) => {
@@ -263,7 +270,10 @@ enum Work {
 impl Work {
     /// What `entry` projects to, `None` for entries no projection reads, or the problem that
     /// keeps it from being projected.
-    fn of(entry: &store::StoredEntry, label_prefix: &str) -> Result<Option<Work>, String> {
+    fn of(
+        entry: &store::StoredEntry,
+        linking: &super::features::FeatureLinking,
+    ) -> Result<Option<Work>, String> {
         let seq = entry.seq as i64;
         match entry.kind.as_str() {
             KIND_FINDING | KIND_ACK | KIND_RECONCILIATION | KIND_FINDING_WITHDRAWN => {
@@ -295,7 +305,7 @@ impl Work {
                 // Projection is pure: should it ever panic on a payload, that payload is this
                 // entry's problem, and the projector (a long-lived task) lives on.
                 let projected = std::panic::catch_unwind(|| {
-                    decisions::project(&entry.event, &entry.body, entry.received_at, label_prefix)
+                    decisions::project(&entry.event, &entry.body, entry.received_at, linking)
                 })
                 .map_err(|_| {
                     "projecting this payload failed inside verdict (a bug); it stays in the log"
@@ -317,7 +327,7 @@ impl Work {
                 );
                 let url = entry.hook_id.as_deref().unwrap_or_default();
                 let projected = std::panic::catch_unwind(|| {
-                    super::api::project(&entry.event, url, &entry.body, date, label_prefix)
+                    super::api::project(&entry.event, url, &entry.body, date, linking)
                 })
                 .map_err(|_| {
                     "projecting this object failed inside verdict (a bug); it stays in the log"

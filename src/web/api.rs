@@ -94,7 +94,28 @@ pub async fn feature(
     json(
         async {
             let filters = Filters::parse(&params)?;
-            views::feature(&s.pool, &repo_name(&owner, &name), &key, &filters, &viewer).await
+            let mut page =
+                views::feature(&s.pool, &repo_name(&owner, &name), &key, &filters, &viewer).await?;
+            page.link_tracker(&s.features);
+            Ok(page)
+        }
+        .await,
+    )
+}
+
+/// The feature across the account's repositories.
+pub async fn account_feature(
+    State(s): State<WebState>,
+    viewer: Viewer,
+    Path((owner, key)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    json(
+        async {
+            let filters = Filters::parse(&params)?;
+            let mut page = views::account_feature(&s.pool, &owner, &key, &filters, &viewer).await?;
+            page.link_tracker(&s.features);
+            Ok(page)
         }
         .await,
     )

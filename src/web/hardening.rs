@@ -95,16 +95,19 @@ fn path_problem(name: &str, value: &str) -> Option<String> {
         ),
         "account" => format!("{value:?} is not a log: logs are named by GitHub account logins"),
         _ => {
-            format!("{value:?} is not a feature key: use issue-N, a label's slug or milestone-SLUG")
+            format!("{value:?} is not a feature key: use issue-N, a label's slug, milestone-SLUG or a tracker key such as ABC-123")
         }
     })
 }
 
 /// Feature keys as verdict makes them: `issue-N`, a label's slug, `milestone-<slug>`.
+/// Feature keys: slugs (`issue-41`, `checkout`, `milestone-v2-0`) and tracker keys
+/// (`PAY-12`, `web_ui.7`): ASCII letters, digits, `-`, `_` and `.`, not starting with `.`.
 fn is_feature_key(s: &str) -> bool {
     (1..=200).contains(&s.len())
+        && !s.starts_with('.')
         && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// A query value with a control character (a NUL would otherwise reach PostgreSQL).

@@ -46,6 +46,8 @@ pub struct WebState {
     pub sequencer: crate::log::Sequencer,
     /// The rules configuration the judge applies (shown on `/rules`).
     pub rules: Arc<crate::feedback::config::RuleConfig>,
+    /// How PRs join features, and where tracker keys link to.
+    pub features: Arc<crate::projections::features::FeatureLinking>,
 }
 
 impl axum::extract::FromRef<WebState> for Arc<Access> {
@@ -146,6 +148,7 @@ fn viewer_routes<R: Registrar<WebState>>(r: R) -> R {
         .get("/records/{account}/{seq}/body", records::body)
         .get("/records/{account}/{seq}/proof", proofs::record_proof_file)
         .get("/{owner}", accounts::account_page)
+        .get("/{owner}/features/{feature}", pages::account_feature)
         .get("/{owner}/{repo}", pages::repository)
         .get("/{owner}/{repo}/report", pages::report)
         .get("/{owner}/{repo}/report.csv", pages::report_csv)
@@ -170,6 +173,7 @@ fn viewer_routes<R: Registrar<WebState>>(r: R) -> R {
         .get("/api/logs/{account}/proof/consistency", proofs::consistency)
         .get("/api/records/{account}/{seq}", records::api)
         .get("/api/{owner}", accounts::account_api)
+        .get("/api/{owner}/features/{feature}", api::account_feature)
         .get("/api/{owner}/{repo}", api::repository)
         .get("/api/{owner}/{repo}/report", api::report)
         .get("/api/{owner}/{repo}/pull/{number}", api::pull)
@@ -202,6 +206,7 @@ pub fn router(
     access: Arc<Access>,
     signer: Arc<CheckpointSigner>,
     rules: Arc<crate::feedback::config::RuleConfig>,
+    features: Arc<crate::projections::features::FeatureLinking>,
 ) -> Router {
     let sequencer = intake.sequencer.clone();
     let webhooks = machine_routes(Building {
@@ -216,6 +221,7 @@ pub fn router(
         checkpoints: Arc::default(),
         sequencer,
         rules,
+        features,
     };
     // Everything a viewer reads goes through the access middleware, unknown addresses
     // included (their 404 says whether signing in might help).

@@ -182,7 +182,33 @@ pub async fn feature(
     let result = async {
         let filters = Filters::parse(&params)?;
         let repo = repo_name(&owner, &name);
-        let page = views::feature(&s.pool, &repo, &key, &filters, &viewer).await?;
+        let mut page = views::feature(&s.pool, &repo, &key, &filters, &viewer).await?;
+        page.link_tracker(&s.features);
+        Ok(FeatureHtml {
+            viewer: viewer.clone(),
+            api_url: api_url(&uri),
+            path: uri.path().to_string(),
+            kinds: kind_choices(),
+            show_pr: true,
+            page,
+        })
+    }
+    .await;
+    respond(&viewer, result)
+}
+
+/// `/{owner}/features/{feature}`: the feature across the account's repositories.
+pub async fn account_feature(
+    State(s): State<WebState>,
+    viewer: Viewer,
+    uri: Uri,
+    Path((owner, key)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let result = async {
+        let filters = Filters::parse(&params)?;
+        let mut page = views::account_feature(&s.pool, &owner, &key, &filters, &viewer).await?;
+        page.link_tracker(&s.features);
         Ok(FeatureHtml {
             viewer: viewer.clone(),
             api_url: api_url(&uri),

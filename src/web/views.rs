@@ -231,7 +231,8 @@ impl Timeline {
 pub enum Scope<'a> {
     Repo(&'a str),
     Pull(&'a str, i64),
-    Feature(&'a str, &'a str),
+    /// A feature key in one or more repositories (one account's feature spanning several).
+    Feature(&'a [String], &'a str),
 }
 
 fn push_scope(q: &mut QueryBuilder<Postgres>, scope: &Scope<'_>, viewer: &Viewer) {
@@ -245,17 +246,17 @@ fn push_scope(q: &mut QueryBuilder<Postgres>, scope: &Scope<'_>, viewer: &Viewer
                 .push(" AND d.pr_number = ")
                 .push_bind(*n);
         }
-        Scope::Feature(repo, key) => {
+        Scope::Feature(repos, key) => {
             q.push(
                 " ((d.repo, d.pr_number) IN (SELECT pr_repo, pr_number FROM feature_pull_requests
-                    WHERE repo = ",
+                    WHERE repo = ANY(",
             )
-            .push_bind(repo.to_string())
-            .push(" AND key = ")
+            .push_bind(repos.to_vec())
+            .push(") AND key = ")
             .push_bind(key.to_string())
-            .push(") OR (d.repo = ")
-            .push_bind(repo.to_string())
-            .push(" AND d.kind LIKE 'issue.%' AND d.details ->> 'feature' = ")
+            .push(") OR (d.repo = ANY(")
+            .push_bind(repos.to_vec())
+            .push(") AND d.kind LIKE 'issue.%' AND d.details ->> 'feature' = ")
             .push_bind(key.to_string())
             .push("))");
         }
@@ -983,6 +984,17 @@ impl FeatureTotals {
 pub struct FeaturePage {
     pub account: String,
     pub feature: FeatureRef,
+    /// The repositories the feature spans (one, unless this is an account's feature).
+    pub repositories: Vec<String>,
+    /// This is `/{owner}/features/{key}`: the feature across the account's repositories.
+    pub account_wide: bool,
+    /// On a repository's feature page, the account-wide page when the key is used in other
+    /// repositories of the account too.
+    pub across_url: Option<String>,
+    /// The issue the feature is named after, on GitHub.
+    pub issue_github_url: Option<String>,
+    /// The tracker's page of the feature's key (Jira, Linear), when configured.
+    pub tracker_url: Option<String>,
     /// How PRs joined the feature: label, closing reference, milestone.
     pub sources: Vec<String>,
     pub pulls: Vec<PullSummary>,
@@ -991,6 +1003,14 @@ pub struct FeaturePage {
 }
 
 impl FeaturePage {
+    /// Links the tracker's page of the key, when pull requests joined through a tracker key
+    /// (an `issue-41` that a case-insensitive pattern happens to match is not one).
+    pub fn link_tracker(&mut self, linking: &crate::projections::features::FeatureLinking) {
+        if self.sources.iter().any(|s| s == "tracker") {
+            self.tracker_url = linking.tracker_link(&self.feature.key);
+        }
+    }
+
     /// The findings list narrowed to this feature's pull requests.
     pub fn findings_url(&self) -> String {
         let mut q = form_urlencoded::Serializer::new(String::new());
@@ -1006,6 +1026,7 @@ impl FeaturePage {
                 "closes" => "a closing keyword (“Closes #N”)",
                 "label" => "a feature label",
                 "milestone" => "their milestone",
+                "tracker" => "a tracker key in their title or branch name",
                 other => other,
             })
             .collect::<Vec<_>>()
@@ -1033,12 +1054,93 @@ pub async fn feature(
                 "{repo} has no feature {key:?}; the repository page lists its features"
             ))
         })?;
+    let elsewhere = account_feature_repos(pool, &row.account, key, viewer).await?;
+    let across_url = (elsewhere.len() > 1).then(|| format!("/{}/features/{key}", row.account));
+    let mut page = feature_across(
+        pool,
+        row.account,
+        feature,
+        vec![repo.to_string()],
+        filters,
+        viewer,
+    )
+    .await?;
+    page.across_url = across_url;
+    Ok(page)
+}
+
+/// `/{owner}/features/{key}`: one feature across every repository of the account that uses
+/// the key (a `feature:` label in a frontend and a backend repository, say).
+pub async fn account_feature(
+    pool: &PgPool,
+    account: &str,
+    key: &str,
+    filters: &Filters,
+    viewer: &Viewer,
+) -> Result<FeaturePage, WebError> {
+    let account = account.to_lowercase();
+    let repos = account_feature_repos(pool, &account, key, viewer).await?;
+    // The title of the issue the feature is named after, else the first one.
+    let titles = sqlx::query(
+        "SELECT repo, key, title FROM features WHERE repo = ANY($1) AND key = $2
+          ORDER BY titled_by_issue DESC, repo",
+    )
+    .bind(&repos)
+    .bind(key)
+    .fetch_all(pool)
+    .await?;
+    let first = titles.first().ok_or_else(|| {
+        WebError::NotFound(format!(
+            "no repository of {account:?} that you can see has a feature {key:?}; the account page lists its features{}",
+            viewer.not_found_hint()
+        ))
+    })?;
+    let feature = FeatureRef {
+        repo: account.clone(),
+        key: key.to_string(),
+        title: first.get("title"),
+        url: format!("/{account}/features/{key}"),
+    };
+    let mut page = feature_across(pool, account, feature, repos, filters, viewer).await?;
+    page.account_wide = true;
+    Ok(page)
+}
+
+/// The visible repositories of `account` with a feature `key`.
+async fn account_feature_repos(
+    pool: &PgPool,
+    account: &str,
+    key: &str,
+    viewer: &Viewer,
+) -> Result<Vec<String>, WebError> {
+    Ok(sqlx::query_scalar(
+        "SELECT f.repo FROM features f
+           JOIN repositories r ON r.repo = f.repo JOIN logs l ON l.id = r.log_id
+          WHERE l.name = $1 AND f.key = $2 AND ($3::text[] IS NULL OR f.repo = ANY($3))
+          ORDER BY f.repo",
+    )
+    .bind(account)
+    .bind(key)
+    .bind(viewer.visible())
+    .fetch_all(pool)
+    .await?)
+}
+
+async fn feature_across(
+    pool: &PgPool,
+    account: String,
+    feature: FeatureRef,
+    repos: Vec<String>,
+    filters: &Filters,
+    viewer: &Viewer,
+) -> Result<FeaturePage, WebError> {
+    let key = feature.key.clone();
     let members = sqlx::query(
         "SELECT DISTINCT pr_repo, pr_number, source FROM feature_pull_requests
-          WHERE repo = $1 AND key = $2 ORDER BY pr_repo, pr_number",
+          WHERE repo = ANY($1) AND key = $2 ORDER BY pr_repo, pr_number",
     )
-    .bind(repo)
-    .bind(key)
+    .bind(&repos)
+    .bind(&key)
     .fetch_all(pool)
     .await?;
     let mut prs: Vec<(String, i64)> = members
@@ -1076,10 +1178,22 @@ pub async fn feature(
             })
             .sum(),
     };
+    // The issue a feature is named after (`issue-N` in one repository), on GitHub.
+    let issue_github_url = match (key.strip_prefix("issue-"), repos.as_slice()) {
+        (Some(n), [repo]) if n.parse::<u64>().is_ok() => {
+            viewer.github_link(&format!("{}/{repo}/issues/{n}", viewer.github_url_base()))
+        }
+        _ => None,
+    };
     Ok(FeaturePage {
-        account: row.account,
-        decisions: timeline(pool, &Scope::Feature(repo, key), filters, viewer, false).await?,
+        account,
+        decisions: timeline(pool, &Scope::Feature(&repos, &key), filters, viewer, false).await?,
         feature,
+        repositories: repos,
+        account_wide: false,
+        across_url: None,
+        issue_github_url,
+        tracker_url: None,
         sources,
         pulls,
         totals,

@@ -68,6 +68,8 @@ pub struct ServerOptions {
     pub feedback: verdict::feedback::FeedbackConfig,
     pub limits: verdict::web::serving::Limits,
     pub access: verdict::web::access::AccessConfig,
+    /// What puts PRs in features; `None`: `feature:` labels, no tracker keys.
+    pub features: Option<verdict::projections::features::FeatureLinking>,
 }
 
 impl Default for ServerOptions {
@@ -83,6 +85,7 @@ impl Default for ServerOptions {
                 admin_token: Some(ADMIN_TOKEN.into()),
                 ..Default::default()
             },
+            features: None,
         }
     }
 }
@@ -268,7 +271,11 @@ impl TestDb {
             secrets: WebhookSecrets::from_list(&secrets),
             listen: "127.0.0.1:0".parse().unwrap(),
             max_connections: 8,
-            feature_label_prefix: verdict::projections::features::DEFAULT_LABEL_PREFIX.into(),
+            features: o.features.unwrap_or_else(|| {
+                verdict::projections::features::FeatureLinking::labels(
+                    verdict::projections::features::DEFAULT_LABEL_PREFIX,
+                )
+            }),
             access: o.access,
             signer: signer.clone(),
             build_tree: true,

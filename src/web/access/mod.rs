@@ -87,6 +87,12 @@ impl Viewer {
         crate::github::names::github_link(url, &self.github_url)
     }
 
+    /// GitHub's web address (`https://github.com`, or an Enterprise Server's), without a
+    /// trailing slash, for links verdict builds itself.
+    pub fn github_url_base(&self) -> String {
+        self.github_url.trim_end_matches('/').to_string()
+    }
+
     /// The address that signs in and comes back here.
     pub fn sign_in_url(&self) -> String {
         let next: String = form_urlencoded::byte_serialize(self.here.as_bytes()).collect();
