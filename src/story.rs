@@ -197,6 +197,22 @@ impl Story {
                 set(&mut v, &format!("/{object}/id"), json!(id));
             }
         }
+        // A comment's address on GitHub, in the story's repository (not the fixture's).
+        if v.pointer("/comment/html_url").is_some() {
+            let id = v.pointer("/comment/id").cloned().unwrap_or(json!(0));
+            let url = if let Some(n) = v.pointer("/pull_request/number") {
+                format!("https://github.com/{REPO}/pull/{n}#discussion_r{id}")
+            } else {
+                let n = v.pointer("/issue/number").cloned().unwrap_or(json!(0));
+                let page = if v.pointer("/issue/pull_request").is_some() {
+                    "pull"
+                } else {
+                    "issues"
+                };
+                format!("https://github.com/{REPO}/{page}/{n}#issuecomment-{id}")
+            };
+            set(&mut v, "/comment/html_url", json!(url));
+        }
         let n = self.deliveries.len();
         self.deliveries.push(Delivery {
             event,
@@ -306,6 +322,7 @@ pub fn private_story(run: &str) -> Vec<Delivery> {
             for url in [
                 "/pull_request/html_url",
                 "/issue/html_url",
+                "/comment/html_url",
                 "/pull_request/body",
             ] {
                 if let Some(Value::String(u)) = v.pointer_mut(url) {

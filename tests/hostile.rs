@@ -517,7 +517,15 @@ async fn links_from_payloads_are_githubs_or_nothing_and_images_load_nothing() {
             .text()
             .await
             .unwrap();
-        assert!(!page.contains("on GitHub</a>"), "#{n}: {page}");
+        // The payload's html_url is not linked; the links verdict builds itself (from the
+        // repository's name and the PR number) go to GitHub's own host only.
+        assert!(!page.contains("id=\"pr-on-github\""), "#{n}: {page}");
+        for link in page.split("class=\"on-github\" href=\"").skip(1) {
+            assert!(
+                link.starts_with(&format!("https://github.com/{repo}/pull/{n}")),
+                "#{n}: {link}"
+            );
+        }
         assert!(
             !page.contains("javascript:") && !page.contains("evil.example"),
             "#{n}"
@@ -537,7 +545,7 @@ async fn links_from_payloads_are_githubs_or_nothing_and_images_load_nothing() {
         .await
         .unwrap();
     assert!(page.contains(
-        "<a href=\"https://github.com/Codertocat/Hello-World/pull/104\" rel=\"noopener noreferrer\">on GitHub</a>"
+        "<a id=\"pr-on-github\" href=\"https://github.com/Codertocat/Hello-World/pull/104\" rel=\"noopener noreferrer\">on GitHub</a>"
     ));
     assert!(!page.contains("<img"), "no image loads: {page}");
     assert!(page.contains(">image: the form</a>"));

@@ -250,6 +250,27 @@ async fn the_account_page_and_the_search_lead_to_features_and_pull_requests() {
     // The feature page's breadcrumb names the account page.
     let (_, feature) = text(&server, "/acme/storefront/features/issue-41", None).await;
     assert!(feature.contains("<a href=\"/acme\">acme</a>"));
+    // GitHub links: the issue, and every review, comment, commit and merge of the timeline.
+    assert!(feature.contains("href=\"https://github.com/acme/storefront/issues/41\""));
+    let on_github: Vec<&str> = feature
+        .split("class=\"on-github\" href=\"")
+        .skip(1)
+        .map(|r| &r[..r.find('"').unwrap()])
+        .collect();
+    assert_eq!(
+        on_github.len(),
+        verdict::story::STORY_ORDER.len(),
+        "{on_github:?}"
+    );
+    assert!(
+        on_github
+            .iter()
+            .all(|u| u.starts_with("https://github.com/acme/storefront/"))
+    );
+    assert!(
+        on_github.iter().any(|u| u.contains("#pullrequestreview-")),
+        "{on_github:?}"
+    );
     // Home: a search box and the recently active features.
     let (_, home) = text(&server, "/", None).await;
     assert!(home.contains("<input type=\"search\" name=\"q\""));

@@ -100,6 +100,33 @@ impl DecisionView {
         })
     }
 
+    /// Where this record is on GitHub, for `viewer`: the comment's or review's own address
+    /// from the payload (on GitHub's host only), else the commit, else the pull request.
+    pub fn github_url(&self, viewer: &Viewer) -> Option<String> {
+        if let Some(url) = self.details.get("html_url").and_then(Value::as_str) {
+            return viewer.github_link(url);
+        }
+        let base = viewer.github_url_base();
+        if let (Some(sha), Some(n)) = (&self.commit_sha, self.pr_number)
+            && sha.len() == 40
+            && sha.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            if let Some(review) = self.details.get("review_id").and_then(Value::as_i64) {
+                return viewer.github_link(&format!(
+                    "{base}/{}/pull/{n}#pullrequestreview-{review}",
+                    self.repo
+                ));
+            }
+            return viewer.github_link(&format!("{base}/{}/pull/{n}/commits/{sha}", self.repo));
+        }
+        if let Some(n) = self.pr_number {
+            return viewer.github_link(&format!("{base}/{}/pull/{n}", self.repo));
+        }
+        // A record of the issue a feature is named after.
+        let issue = self.details.get("issue").and_then(Value::as_i64)?;
+        viewer.github_link(&format!("{base}/{}/issues/{issue}", self.repo))
+    }
+
     /// Discussion on the issue a feature is named after (not a pull request decision).
     pub fn is_issue_discussion(&self) -> bool {
         self.kind.starts_with("issue.comment") || self.kind == "issue.commented"
