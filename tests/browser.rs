@@ -371,6 +371,10 @@ async fn product_pages_fit_a_phone_and_a_desktop_without_broken_images() {
         ("account", "/acme".to_string()),
         ("report", format!("/{}/report", story::REPO)),
         ("rules", "/rules".to_string()),
+        ("delivery", "/records/acme/3".to_string()),
+        ("repository", format!("/{}", story::REPO)),
+        ("outbox", "/outbox".to_string()),
+        ("coverage", "/coverage".to_string()),
     ];
     let driver = chromedriver();
     let profile = tempfile::tempdir().unwrap();
