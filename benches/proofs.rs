@@ -182,6 +182,7 @@ async fn run() {
         feedback: Default::default(),
         limits: Default::default(),
         catch_up: None,
+        metrics_listen: None,
         rotate_from: None,
     })
     .await

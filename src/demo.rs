@@ -80,6 +80,7 @@ pub async fn run(
         feedback,
         limits: Default::default(),
         catch_up: None,
+        metrics_listen: None,
         rotate_from: None,
     })
     .await?;

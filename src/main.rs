@@ -55,6 +55,22 @@ enum Command {
     /// Read a repository's history (pull requests, reviews, comments, checks) from GitHub's
     /// API into the log.
     Backfill(BackfillArgs),
+    /// Exit 0 when a running server is ready (its /readyz answers 200), 1 otherwise: for
+    /// container health checks.
+    Healthcheck(HealthcheckArgs),
+    /// Print, per log, its size, how much is signed, projected and judged, the outbox and any
+    /// integrity alarm.
+    Status(DbArgs),
+}
+
+#[derive(Args)]
+struct HealthcheckArgs {
+    /// The server's address; default: http://127.0.0.1 on VERDICT_LISTEN's port.
+    #[arg(long, env = "VERDICT_HEALTHCHECK_URL")]
+    url: Option<String>,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 5)]
+    timeout: u64,
 }
 
 #[derive(Args)]
@@ -169,6 +185,10 @@ struct ServeArgs {
     /// Don't maintain the Merkle tree and checkpoints: only for measuring what they cost.
     #[arg(long, hide = true)]
     no_merkle: bool,
+    /// A second address serving only /metrics, without a token, for a Prometheus scraper
+    /// (keep it off the internet); without it, /metrics wants the admin token as Bearer.
+    #[arg(long, env = "VERDICT_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Connections open at once; past it, new ones are closed at once.
     #[arg(long, env = "VERDICT_MAX_CONNECTIONS", default_value_t = 8192,
           value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
@@ -433,15 +453,28 @@ struct DemoArgs {
     no_wait: bool,
 }
 
+/// Log lines on stderr: coloured for a terminal, plain when written to a file or a pipe, one
+/// JSON object per line with `VERDICT_LOG_FORMAT=json` (for log shippers).
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VERDICT_LOG")
+        .unwrap_or_else(|_| "verdict=info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match std::env::var("VERDICT_LOG_FORMAT").as_deref() {
+        Ok("json") => builder.json().flatten_event(true).init(),
+        Ok("text") | Err(_) => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        Ok(other) => {
+            builder.with_ansi(std::io::stderr().is_terminal()).init();
+            tracing::warn!("VERDICT_LOG_FORMAT={other:?} is not json or text; writing text");
+        }
+    }
+}
+
 fn main() -> ExitCode {
     return_large_buffers_to_the_system();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VERDICT_LOG")
-                .unwrap_or_else(|_| "verdict=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     match runtime.block_on(run(cli.command)) {
@@ -456,6 +489,8 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve(*args).await,
+        Command::Healthcheck(args) => healthcheck(args).await,
+        Command::Status(args) => status(args).await,
         Command::Migrate(args) => {
             let db = open_db(&args, db::Migrations::Apply).await?;
             println!("migrations applied to {}", db::redact(&db.url));
@@ -566,6 +601,10 @@ fn stop_cluster(db: &db::Database) {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let secrets = WebhookSecrets::from_list(&args.webhook_secret);
+    // What can be refused without a database is refused before one is started.
+    if secrets.is_empty() {
+        return Err(server::ServeError::NoSecret.into());
+    }
     let (signer, key_path, generated) =
         verdict::log::checkpoint::load_or_generate(args.signing_key.as_deref(), &args.db.data_dir)?;
     if generated {
@@ -590,26 +629,55 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .map(std::sync::Arc::new);
     // Migrations need a user that may run them; the server itself logs in as one that may
     // only read and append the log.
-    let (db, runtime_url) = match (&args.db.database_url, &args.app_database_url) {
+    let db = match (&args.db.database_url, &args.app_database_url) {
         (None, Some(app)) => {
             db::roles::ensure_migrated(app).await?;
-            let db = db::Database {
+            db::Database {
                 url: app.clone(),
                 cluster: None,
-            };
-            let url = args.db.runtime_url(app, Some(app)).await?;
-            (db, url)
+            }
         }
-        _ => {
-            let db = open_db(&args.db, db::Migrations::Apply).await?;
-            let url = args
-                .db
-                .runtime_url(&db.url, args.app_database_url.as_deref())
-                .await?;
-            (db, url)
+        _ => open_db(&args.db, db::Migrations::Apply).await?,
+    };
+    // From here on a failure stops the private cluster this run started: a failed start
+    // leaves nothing running.
+    let started = start_serving(args, secrets, signer, rotate_from, &db).await;
+    let running = match started {
+        Ok(running) => running,
+        Err(err) => {
+            stop_cluster(&db);
+            return Err(err);
         }
     };
-    let running = server::start(ServerConfig {
+    tracing::info!(
+        "verdict listening on http://{} (webhooks: POST /webhooks/github)",
+        running.addr
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight deliveries");
+    let stopped = running.shutdown().await;
+    stop_cluster(&db);
+    stopped.context("server stopped with an error")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sets up the server's login and starts serving on `db`.
+async fn start_serving(
+    args: ServeArgs,
+    secrets: WebhookSecrets,
+    signer: verdict::log::checkpoint::CheckpointSigner,
+    rotate_from: Option<std::sync::Arc<verdict::log::checkpoint::CheckpointSigner>>,
+    db: &db::Database,
+) -> anyhow::Result<server::RunningServer> {
+    let runtime_url = match (&args.db.database_url, &args.app_database_url) {
+        (None, Some(app)) => args.db.runtime_url(app, Some(app)).await?,
+        _ => {
+            args.db
+                .runtime_url(&db.url, args.app_database_url.as_deref())
+                .await?
+        }
+    };
+    Ok(server::start(ServerConfig {
         database_url: runtime_url,
         secrets,
         listen: args.listen,
@@ -632,21 +700,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         },
         catch_up: (args.catch_up_interval > 0)
             .then(|| std::time::Duration::from_secs(args.catch_up_interval)),
+        metrics_listen: args.metrics_listen,
         rotate_from,
     })
-    .await?;
-    tracing::info!(
-        "verdict listening on http://{} (webhooks: POST /webhooks/github)",
-        running.addr
-    );
-    shutdown_signal().await;
-    tracing::info!("shutting down: finishing in-flight deliveries");
-    running
-        .shutdown()
-        .await
-        .context("server stopped with an error")?;
-    stop_cluster(&db);
-    Ok(ExitCode::SUCCESS)
+    .await?)
 }
 
 /// glibc's malloc serves an allocation above its mmap threshold from its own mapping, returned
@@ -662,6 +719,83 @@ fn return_large_buffers_to_the_system() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
+}
+
+/// The server's readiness, for container health checks.
+async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<ExitCode> {
+    let base = args.url.unwrap_or_else(|| {
+        let port = std::env::var("VERDICT_LISTEN")
+            .ok()
+            .and_then(|l| l.parse::<SocketAddr>().ok())
+            .map_or(3000, |a| a.port());
+        format!("http://127.0.0.1:{port}")
+    });
+    let url = format!("{}/readyz", base.trim_end_matches('/'));
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(args.timeout))
+        .build()?;
+    match client.get(&url).send().await {
+        Ok(r) => {
+            let ok = r.status().is_success();
+            let status = r.status();
+            let body = r.text().await.unwrap_or_default();
+            if ok {
+                println!("ready: {url}");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("not ready ({status}): {}", body.trim());
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        Err(err) => {
+            eprintln!("no answer from {url}: {err}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Where every log stands.
+async fn status(args: DbArgs) -> anyhow::Result<ExitCode> {
+    let db = open_db(&args, db::Migrations::Apply).await?;
+    let pool = db::app_pool(&db.url, 2).await?;
+    let status = verdict::ops::status::read(&pool).await?;
+    println!(
+        "{:<24} {:>9} {:>9} {:>9} {:>14} {:>10}",
+        "log", "entries", "signed", "unsigned", "not projected", "not judged"
+    );
+    for l in &status.logs {
+        println!(
+            "{:<24} {:>9} {:>9} {:>9} {:>14} {:>10}",
+            l.log,
+            l.size,
+            l.signed,
+            l.unsigned(),
+            l.projection_lag(),
+            l.judge_lag().map_or("-".to_string(), |n| n.to_string())
+        );
+    }
+    let outbox: Vec<String> = status
+        .outbox
+        .iter()
+        .map(|(state, n)| format!("{n} {state}"))
+        .collect();
+    println!(
+        "outbox: {}",
+        if outbox.is_empty() {
+            "empty".to_string()
+        } else {
+            outbox.join(", ")
+        }
+    );
+    for a in &status.alarms {
+        println!("INTEGRITY ALARM log {}: {}", a.log, a.problem);
+    }
+    stop_cluster(&db);
+    Ok(if status.alarms.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn catch_up(args: CatchUpArgs) -> anyhow::Result<ExitCode> {

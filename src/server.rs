@@ -32,6 +32,9 @@ pub struct ServerConfig {
     /// How often to reconcile GitHub's list of deliveries with the log (needs the App's
     /// credentials); `None`: never in the background.
     pub catch_up: Option<std::time::Duration>,
+    /// A second address serving only `/metrics`, without a token, for the scraper
+    /// (`VERDICT_METRICS_LISTEN`); without it `/metrics` wants the admin token.
+    pub metrics_listen: Option<SocketAddr>,
     /// The key that signed the checkpoints so far, when `signer` takes over from it
     /// (`--rotate-key`): the handover is recorded in each log, signed by both.
     pub rotate_from: Option<std::sync::Arc<crate::log::checkpoint::CheckpointSigner>>,
@@ -40,6 +43,8 @@ pub struct ServerConfig {
 /// A bound, running server.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// Where the scraper's `/metrics` listens, when asked for.
+    pub metrics_addr: Option<SocketAddr>,
     /// What the server's judge writes to the outbox (a caller driving a judge itself must
     /// give it the same).
     pub outputs: std::sync::Arc<crate::feedback::messages::Outputs>,
@@ -93,7 +98,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         return Err(ServeError::NoSecret);
     }
     let pool = crate::db::app_pool(&config.database_url, config.max_connections).await?;
-    let sequencer = Sequencer::new(pool.clone());
+    let metrics = std::sync::Arc::new(crate::ops::metrics::Metrics::new());
+    let sequencer = Sequencer::new(pool.clone()).with_metrics(metrics.clone());
     let intake_load = sequencer.load();
     // Sign nothing with a key that does not continue every log's checkpoints.
     crate::log::keys::ensure_continuity(
@@ -119,6 +125,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         sequencer: sequencer.clone(),
         budget: Default::default(),
         body_timeout: config.limits.body_timeout,
+        metrics: metrics.clone(),
     };
     let listener = TcpListener::bind(config.listen)
         .await
@@ -237,13 +244,36 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
     });
     drop(in_background);
     let app = crate::web::router(
-        pool,
+        pool.clone(),
         intake,
         access,
         config.signer.clone(),
         std::sync::Arc::new(config.feedback.rules.clone()),
         std::sync::Arc::new(config.features.clone()),
+        crate::ops::status::Expectations {
+            signing: config.build_tree,
+            stuck_after: config.limits.stuck_after,
+        },
     );
+    // The scraper's own address: /metrics only, no token.
+    let (metrics_addr, metrics_server) = match config.metrics_listen {
+        Some(at) => {
+            let listener = TcpListener::bind(at)
+                .await
+                .map_err(|source| ServeError::Bind { addr: at, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| ServeError::Bind { addr: at, source })?;
+            let router = crate::web::metrics_router(metrics.clone(), pool.clone());
+            (
+                Some(bound),
+                Some(tokio::spawn(async move {
+                    let _ = axum::serve(listener, router).await;
+                })),
+            )
+        }
+        None => (None, None),
+    };
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let limits = config.limits;
     let handle = tokio::spawn(async move {
@@ -265,11 +295,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         if let Some(backfill) = backfill {
             backfill.abort();
         }
+        if let Some(m) = metrics_server {
+            m.abort();
+        }
         drop(background);
         served
     });
     Ok(RunningServer {
         addr,
+        metrics_addr,
         outputs,
         rules: std::sync::Arc::new(config.feedback.rules.clone()),
         handle,

@@ -279,7 +279,14 @@ async fn every_route_hides_what_the_viewer_cannot_read() {
         if route.guard == Guard::Machine {
             assert!(
                 // Deliveries in, health out, and the static stylesheet: no repository data.
-                ["/webhooks/github", "/healthz", "/assets/verdict.css"].contains(&route.path),
+                [
+                    "/webhooks/github",
+                    "/healthz",
+                    "/livez",
+                    "/readyz",
+                    "/assets/verdict.css"
+                ]
+                .contains(&route.path),
                 "{} is a machine route: say what it shows",
                 route.path
             );

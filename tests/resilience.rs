@@ -193,6 +193,28 @@ async fn a_database_outage_answers_503_stores_nothing_and_recovers() {
         .await
         .unwrap();
     assert_eq!(health.status(), 503);
+    let ready = server
+        .client
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["database"], false, "{ready}");
+    assert!(
+        ready["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("database unreachable")
+    );
+    let live = server
+        .client
+        .get(format!("{}/livez", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200, "the process itself is fine");
 
     // The database comes back.
     sqlx::query(sqlx::AssertSqlSafe(format!(

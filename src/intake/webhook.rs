@@ -46,6 +46,8 @@ pub struct IntakeState {
     pub budget: BodyBudget,
     /// Time to send a whole body once the headers arrived.
     pub body_timeout: Duration,
+    /// Counts outcomes and the time to commit.
+    pub metrics: Arc<crate::ops::metrics::Metrics>,
 }
 
 /// The bytes webhook bodies may hold in memory at once, in two pools.
@@ -110,6 +112,20 @@ pub enum IntakeError {
 }
 
 impl IntakeError {
+    /// The `outcome` label of `verdict_deliveries_total`.
+    fn outcome(&self) -> &'static str {
+        match self {
+            IntakeError::TooLarge => "too_large",
+            IntakeError::LengthRequired => "length_required",
+            IntakeError::SlowBody(_) => "slow_body",
+            IntakeError::Busy => "busy",
+            IntakeError::BadBody(_) => "bad_body",
+            IntakeError::Signature(_) => "bad_signature",
+            IntakeError::MissingHeader(_) | IntakeError::BadHeader(..) => "bad_header",
+            IntakeError::Unavailable(_) => "unavailable",
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             IntakeError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -166,12 +182,35 @@ pub struct Position {
     pub seq: u64,
 }
 
-/// The webhook handler.
+/// The webhook handler: answers, and counts the outcome.
 pub async fn receive(
     State(state): State<IntakeState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, IntakeError> {
+    let started = std::time::Instant::now();
+    let metrics = state.metrics.clone();
+    match store(state, headers, body).await {
+        Ok((outcome, response)) => {
+            metrics.delivery(outcome);
+            if outcome == "stored" {
+                metrics.appended(started.elapsed());
+            }
+            Ok(response)
+        }
+        Err(err) => {
+            metrics.delivery(err.outcome());
+            Err(err)
+        }
+    }
+}
+
+/// Verifies, inspects and appends one delivery; says which outcome it was.
+async fn store(
+    state: IntakeState,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(&'static str, Response), IntakeError> {
     let received_at = now_micros();
     // Everything the headers can settle is settled before a byte of the body is read.
     let signature = header_str(&headers, "X-Hub-Signature-256")?;
@@ -224,6 +263,7 @@ pub async fn receive(
             seq,
             entry_hash,
         } => (
+            "stored",
             StatusCode::CREATED,
             Receipt {
                 log: log_name,
@@ -234,6 +274,7 @@ pub async fn receive(
             },
         ),
         AppendOutcome::Duplicate { log_name, seq } => (
+            "duplicate",
             StatusCode::OK,
             Receipt {
                 log: log_name,
@@ -247,6 +288,7 @@ pub async fn receive(
             tracing::warn!(delivery = %delivery_id, event, log = %log_name, original = seq,
                 "replayed body under a new delivery id: not stored");
             (
+                "replay",
                 StatusCode::OK,
                 Receipt {
                     log: log_name.clone(),
@@ -258,7 +300,7 @@ pub async fn receive(
             )
         }
     };
-    Ok((receipt.0, Json(receipt.1)).into_response())
+    Ok((receipt.0, (receipt.1, Json(receipt.2)).into_response()))
 }
 
 /// The receive time at the precision PostgreSQL stores, so the hash computed now is the hash

@@ -85,6 +85,8 @@ pub struct Sequencer {
     runtime: tokio::runtime::Handle,
     /// Appends waiting for their commit, which background work watches to step aside.
     load: IntakeLoad,
+    /// Counts group commits' sizes, when set.
+    metrics: Option<Arc<crate::ops::metrics::Metrics>>,
 }
 
 impl Sequencer {
@@ -95,7 +97,14 @@ impl Sequencer {
             queues: Arc::default(),
             runtime: tokio::runtime::Handle::current(),
             load: IntakeLoad::default(),
+            metrics: None,
         }
+    }
+
+    /// Records each group commit's size in `metrics` (set before the first append).
+    pub fn with_metrics(mut self, metrics: Arc<crate::ops::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// How many appends are waiting for their commit right now, for background work to
@@ -122,8 +131,12 @@ impl Sequencer {
             return queue.clone();
         }
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        self.runtime
-            .spawn(run_log(self.pool.clone(), log_name.to_string(), rx));
+        self.runtime.spawn(run_log(
+            self.pool.clone(),
+            log_name.to_string(),
+            rx,
+            self.metrics.clone(),
+        ));
         queues.insert(log_name.to_string(), tx.clone());
         tx
     }
@@ -138,7 +151,12 @@ struct LogState {
     tail: Option<(u64, Hash)>,
 }
 
-async fn run_log(pool: PgPool, log_name: String, mut rx: mpsc::Receiver<Job>) {
+async fn run_log(
+    pool: PgPool,
+    log_name: String,
+    mut rx: mpsc::Receiver<Job>,
+    metrics: Option<Arc<crate::ops::metrics::Metrics>>,
+) {
     let mut state = LogState::default();
     while let Some(first) = rx.recv().await {
         let mut bytes = first.entry.body.len();
@@ -156,6 +174,15 @@ async fn run_log(pool: PgPool, log_name: String, mut rx: mpsc::Receiver<Job>) {
         let outcome = commit(&pool, &log_name, &mut state, &entries).await;
         match outcome {
             Ok(outcomes) => {
+                if let Some(m) = &metrics {
+                    let appended = outcomes
+                        .iter()
+                        .filter(|o| matches!(o, AppendOutcome::Appended { .. }))
+                        .count();
+                    if appended > 0 {
+                        m.batch(appended);
+                    }
+                }
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));
                 }

@@ -8,6 +8,7 @@ pub mod coverage;
 pub mod error;
 pub mod filters;
 pub mod hardening;
+pub mod health;
 pub mod markdown;
 pub mod outbox;
 pub mod pages;
@@ -21,8 +22,8 @@ pub mod views;
 use axum::Router;
 use axum::extract::State;
 use axum::handler::Handler;
-use axum::http::{StatusCode, Uri};
-use axum::response::Response;
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sqlx::PgPool;
 
@@ -48,6 +49,8 @@ pub struct WebState {
     pub rules: Arc<crate::feedback::config::RuleConfig>,
     /// How PRs join features, and where tracker keys link to.
     pub features: Arc<crate::projections::features::FeatureLinking>,
+    /// What `/metrics` exports.
+    pub metrics: Arc<crate::ops::metrics::Metrics>,
 }
 
 impl axum::extract::FromRef<WebState> for Arc<Access> {
@@ -165,6 +168,7 @@ fn viewer_routes<R: Registrar<WebState>>(r: R) -> R {
             "/api/findings/{account}/{seq}/acknowledgements",
             api::acknowledge,
         )
+        .get("/metrics", metrics)
         .get("/api/logs", proofs::logs)
         .get("/api/logs/{account}/key", proofs::key)
         .get("/api/logs/{account}/key-rotations", proofs::key_rotations)
@@ -189,7 +193,7 @@ fn machine_routes<R: Registrar<IntakeState>>(r: R) -> R {
 pub fn route_table() -> Vec<RouteSpec> {
     let mut all = viewer_routes(Listing(Vec::new(), Guard::Viewer)).0;
     all.extend(machine_routes(Listing(Vec::new(), Guard::Machine)).0);
-    for path in ["/healthz", "/assets/verdict.css"] {
+    for path in ["/healthz", "/livez", "/readyz", "/assets/verdict.css"] {
         all.push(RouteSpec {
             method: "GET",
             path,
@@ -207,8 +211,14 @@ pub fn router(
     signer: Arc<CheckpointSigner>,
     rules: Arc<crate::feedback::config::RuleConfig>,
     features: Arc<crate::projections::features::FeatureLinking>,
+    expect: crate::ops::status::Expectations,
 ) -> Router {
     let sequencer = intake.sequencer.clone();
+    let metrics = intake.metrics.clone();
+    let health = health::HealthState {
+        pool: pool.clone(),
+        expect,
+    };
     let webhooks = machine_routes(Building {
         router: Router::new(),
     })
@@ -222,6 +232,7 @@ pub fn router(
         sequencer,
         rules,
         features,
+        metrics: metrics.clone(),
     };
     // Everything a viewer reads goes through the access middleware, unknown addresses
     // included (their 404 says whether signing in might help).
@@ -239,12 +250,15 @@ pub fn router(
     ))
     .with_state(state);
     Router::new()
-        .route("/healthz", get(healthz))
-        .with_state(pool)
+        .route("/healthz", get(health::healthz))
+        .route("/livez", get(health::livez))
+        .route("/readyz", get(health::readyz))
+        .with_state(health)
         .route("/assets/verdict.css", get(hardening::stylesheet))
         .merge(webhooks)
         .merge(viewed)
         .layer(axum::middleware::from_fn(hardening::browser_headers))
+        .layer(axum::middleware::from_fn_with_state(metrics, time_requests))
         // Failed requests are logged by the handlers that know why; the trace layer's own
         // failure lines would let any client fill the log.
         .layer(
@@ -288,30 +302,56 @@ pub fn parse_number(raw: &str) -> Result<i64, WebError> {
     })
 }
 
-/// 200 when verdict can reach its database (and so can store deliveries), 503 otherwise.
-/// 200 when the database answers and no log has an integrity alarm; 503 naming what is wrong
-/// otherwise (deliveries are still accepted during an alarm: only signing stops).
-async fn healthz(State(pool): State<PgPool>) -> (StatusCode, String) {
-    match crate::log::integrity::current(&pool).await {
-        Ok(alarms) if alarms.is_empty() => (StatusCode::OK, "ok\n".into()),
-        Ok(alarms) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            alarms
-                .iter()
-                .map(|a| {
-                    format!(
-                        "integrity alarm: log {}: {} (since {}); nothing more of it is signed \
-                         until it checks out again\n",
-                        a.log,
-                        a.problem,
-                        a.detected_at.format("%Y-%m-%d %H:%M:%S UTC")
-                    )
-                })
-                .collect(),
-        ),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "database unreachable: deliveries are refused with 503 until it is back\n".into(),
-        ),
+/// Times every request by its route template (`/{owner}/{repo}`, never the concrete path, so
+/// the label set stays small) and status.
+async fn time_requests(
+    State(metrics): State<Arc<crate::ops::metrics::Metrics>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    metrics.http(&route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// `/metrics` for operators (the admin token as Bearer, or an operator's session); a
+/// scraper without the token uses the separate `VERDICT_METRICS_LISTEN` address.
+async fn metrics(State(s): State<WebState>, viewer: Viewer) -> Response {
+    if !viewer.is_operator() {
+        return api::error(WebError::Unauthorized(
+            "metrics are for operators: send VERDICT_ADMIN_TOKEN as a Bearer token, or scrape \
+             the VERDICT_METRICS_LISTEN address"
+                .into(),
+        ));
     }
+    metrics_text(&s.metrics, &s.pool).await
+}
+
+/// The metrics answer.
+pub async fn metrics_text(metrics: &crate::ops::metrics::Metrics, pool: &PgPool) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::ops::metrics::CONTENT_TYPE,
+        )],
+        metrics.render(pool, pool).await,
+    )
+        .into_response()
+}
+
+/// The router of the separate metrics address: `/metrics` only, no token.
+pub fn metrics_router(metrics: Arc<crate::ops::metrics::Metrics>, pool: PgPool) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let (metrics, pool) = (metrics.clone(), pool.clone());
+            async move { metrics_text(&metrics, &pool).await }
+        }),
+    )
 }

@@ -44,6 +44,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// How long background work (signing, projecting) may leave an entry waiting before
+    /// `/readyz` calls it stuck.
+    pub stuck_after: Duration,
 }
 
 impl Default for Limits {
@@ -53,6 +56,7 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(10),
             max_connections: 8192,
             shutdown_grace: Duration::from_secs(10),
+            stuck_after: Duration::from_secs(120),
         }
     }
 }

@@ -70,6 +70,10 @@ pub struct ServerOptions {
     pub access: verdict::web::access::AccessConfig,
     /// What puts PRs in features; `None`: `feature:` labels, no tracker keys.
     pub features: Option<verdict::projections::features::FeatureLinking>,
+    /// Sign checkpoints (on unless a test needs a stuck signer).
+    pub build_tree: bool,
+    /// Serve `/metrics` on a second address too.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for ServerOptions {
@@ -86,6 +90,8 @@ impl Default for ServerOptions {
                 ..Default::default()
             },
             features: None,
+            build_tree: true,
+            metrics_listen: None,
         }
     }
 }
@@ -278,16 +284,18 @@ impl TestDb {
             }),
             access: o.access,
             signer: signer.clone(),
-            build_tree: true,
+            build_tree: o.build_tree,
             judge: o.judge,
             feedback: o.feedback,
             limits: o.limits,
             catch_up: None,
+            metrics_listen: o.metrics_listen,
             rotate_from: o.rotate_from,
         })
         .await?;
         Ok(TestServer {
             base: format!("http://{}", running.addr),
+            metrics_base: running.metrics_addr.map(|a| format!("http://{a}")),
             client: reqwest::Client::new(),
             running: Some(running),
             signer,
@@ -333,6 +341,8 @@ fn uniq() -> String {
 /// A running verdict server and a client for it.
 pub struct TestServer {
     pub base: String,
+    /// The scraper's address, when the server was asked for one.
+    pub metrics_base: Option<String>,
     pub client: reqwest::Client,
     running: Option<RunningServer>,
     /// The key this server signs checkpoints with.
