@@ -150,6 +150,13 @@ pub fn verify_bundle(args: VerifyBundleArgs) -> anyhow::Result<ExitCode> {
                 r.checkpoint.size,
                 hex::encode(r.checkpoint.root)
             );
+            if r.redacted > 0 {
+                println!(
+                    "ok {} entr{} redacted (body hash kept), each accounted for by its redaction entry",
+                    r.redacted,
+                    if r.redacted == 1 { "y" } else { "ies" }
+                );
+            }
             if r.key_from_bundle {
                 println!(
                     "note: checked against the key inside the bundle; pass --key with the key you trust to also prove who signed"

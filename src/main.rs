@@ -61,6 +61,31 @@ enum Command {
     /// Print, per log, its size, how much is signed, projected and judged, the outbox and any
     /// integrity alarm.
     Status(DbArgs),
+    /// Erase an entry's body (or named fields of it), keeping every hash and proof valid; the
+    /// erasure is recorded in the log as a `verdict-redaction` entry.
+    Redact(RedactArgs),
+}
+
+#[derive(Args)]
+struct RedactArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The log (account) holding the entry.
+    #[arg(long)]
+    log: String,
+    /// The entry's position in the log.
+    #[arg(long)]
+    seq: u64,
+    /// Why, in words (recorded in the log).
+    #[arg(long)]
+    reason: String,
+    /// Who asked for it or did it (recorded in the log).
+    #[arg(long)]
+    by: String,
+    /// Only these JSON fields, dotted and comma-separated (e.g. comment.body,review.body): a
+    /// redacted copy keeps the rest readable. Default: the whole body.
+    #[arg(long, value_delimiter = ',')]
+    fields: Vec<String>,
 }
 
 #[derive(Args)]
@@ -491,6 +516,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve(*args).await,
         Command::Healthcheck(args) => healthcheck(args).await,
         Command::Status(args) => status(args).await,
+        Command::Redact(args) => redact(args).await,
         Command::Migrate(args) => {
             let db = open_db(&args, db::Migrations::Apply).await?;
             println!("migrations applied to {}", db::redact(&db.url));
@@ -752,6 +778,44 @@ async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Erases one entry's body through the only path the database allows.
+async fn redact(args: RedactArgs) -> anyhow::Result<ExitCode> {
+    let db = open_db(&args.db, db::Migrations::Apply).await?;
+    let pool = db::app_pool(&db.url, 2).await?;
+    let receipt = verdict::log::redaction::redact(
+        &pool,
+        &verdict::log::redaction::Request {
+            log: args.log.to_lowercase(),
+            seq: args.seq,
+            reason: args.reason,
+            by: args.by,
+            fields: args.fields.iter().map(|f| f.trim().to_string()).collect(),
+        },
+    )
+    .await;
+    stop_cluster(&db);
+    let receipt = receipt?;
+    if receipt.fields.is_empty() {
+        println!(
+            "redacted entry {} of log {}: its body is erased, its hashes kept; recorded as entry {}",
+            receipt.target_seq, receipt.log, receipt.redaction_seq
+        );
+    } else {
+        println!(
+            "redacted {} of entry {} of log {}: a redacted copy is kept, its hash in entry {}",
+            receipt.fields.join(", "),
+            receipt.target_seq,
+            receipt.log,
+            receipt.redaction_seq
+        );
+    }
+    println!(
+        "the bytes leave the table's live rows now; VACUUM (autovacuum, or `VACUUM log_entries`) \
+         reclaims their space, and backups and WAL archives made before keep them until they expire"
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Where every log stands.

@@ -58,8 +58,9 @@ pub struct BundleEntry {
     pub entry_hash: String,
     /// Hex.
     pub body_sha256: String,
-    /// Base64 of the body exactly as GitHub sent it.
-    pub body: String,
+    /// Base64 of the body exactly as received; `null` for a redacted entry (its
+    /// `verdict-redaction` entry, later in the bundle, accounts for it).
+    pub body: Option<String>,
 }
 
 impl BundleEntry {
@@ -77,7 +78,7 @@ impl BundleEntry {
             prev_hash: hex::encode(&e.prev_hash),
             entry_hash: hex::encode(&e.entry_hash),
             body_sha256: hex::encode(&e.body_sha256),
-            body: B64.encode(&e.body),
+            body: (!e.redacted).then(|| B64.encode(&e.body)),
         }
     }
 
@@ -95,8 +96,13 @@ impl BundleEntry {
             installation_target_id: self.installation_target_id.clone(),
             signature: self.signature.clone(),
             body_sha256: hex::decode(&self.body_sha256).ok()?,
-            body: B64.decode(&self.body).ok()?,
+            body: match &self.body {
+                Some(b) => B64.decode(b).ok()?,
+                None => Vec::new(),
+            },
             body_readable: true,
+            redacted: self.body.is_none(),
+            copy: None,
         })
     }
 }
@@ -229,6 +235,8 @@ pub struct BundleReport {
     pub checkpoint: Checkpoint,
     /// The key came from the bundle itself rather than from the auditor.
     pub key_from_bundle: bool,
+    /// Entries carried without their body, each accounted for by a redaction entry.
+    pub redacted: u64,
 }
 
 /// Checks a bundle completely. `key` is the verifier key the auditor trusts; without it the
@@ -268,6 +276,7 @@ pub fn verify_bundle(
     let mut prev = GENESIS_PREV_HASH;
     let mut count = 0u64;
     let mut root_checked = checkpoint.size == 0;
+    let mut redactions = super::verify::Redactions::default();
     for (i, line) in lines.enumerate() {
         let line = line?;
         let lineno = i as u64 + 2;
@@ -280,6 +289,7 @@ pub fn verify_bundle(
             reason: "a hash is not hex or the body is not base64".into(),
         })?;
         prev = check_entry(&header.account, count, &prev, &stored).map_err(AuditError::Chain)?;
+        redactions.see(&stored);
         if stored.kind == super::entry::KIND_KEY_ROTATION
             && let Ok(r) = super::keys::open_rotation(&String::from_utf8_lossy(&stored.body))
         {
@@ -300,6 +310,7 @@ pub fn verify_bundle(
         }
         progress(count, header.entries);
     }
+    let redacted = redactions.finish().map_err(AuditError::Chain)?;
     if count != header.entries {
         return Err(AuditError::Format {
             line: count + 2,
@@ -341,6 +352,7 @@ pub fn verify_bundle(
         head_hash: (count > 0).then_some(prev),
         checkpoint,
         key_from_bundle: key.is_none(),
+        redacted,
     })
 }
 

@@ -37,6 +37,8 @@ pub const KIND_FINDING_WITHDRAWN: &str = "verdict-finding-withdrawn";
 /// The handover of a log's checkpoint signing key: a note signed by the old key and the new
 /// (see docs/log-format.md and [`crate::log::keys`]).
 pub const KIND_KEY_ROTATION: &str = "verdict-key-rotation";
+/// The erasure of an entry's body, with who, when and why (docs/log-format.md).
+pub const KIND_REDACTION: &str = "verdict-redaction";
 
 /// Everything the entry hash commits to. Optional GitHub headers that were absent are `None`
 /// and encode exactly like an empty value (GitHub never sends empty values for them).

@@ -7,6 +7,7 @@ pub mod integrity;
 pub mod keys;
 pub mod merkle;
 pub mod monitor;
+pub mod redaction;
 pub mod sequencer;
 pub mod store;
 pub mod tree;

@@ -308,11 +308,27 @@ pub struct StoredEntry {
     pub installation_target_id: Option<String>,
     pub signature: Option<String>,
     pub body_sha256: Vec<u8>,
+    /// Empty when the body was redacted.
     pub body: Vec<u8>,
     pub body_readable: bool,
+    /// The body was erased by a redaction (its hash is kept; a `verdict-redaction` entry later
+    /// in the log says who, when and why).
+    pub redacted: bool,
+    /// The redacted copy kept in its place, where the query read it.
+    pub copy: Option<Vec<u8>>,
 }
 
 impl StoredEntry {
+    /// The bytes projections and pages read: the body, or for a redacted entry its redacted
+    /// copy (`None` when it has none: nothing is derived from it any more).
+    pub fn readable_body(&self) -> Option<&[u8]> {
+        if self.redacted {
+            self.copy.as_deref()
+        } else {
+            Some(&self.body)
+        }
+    }
+
     /// The hashed fields as stored (malformed stored hashes read as all-0xff, which never
     /// verifies), for recomputing this entry's hash.
     pub fn fields<'a>(&'a self, log_name: &'a str) -> EntryFields<'a> {
@@ -347,8 +363,10 @@ impl StoredEntry {
             installation_target_id: r.get("installation_target_id"),
             signature: r.get("signature"),
             body_sha256: r.get("body_sha256"),
-            body: r.get("body"),
+            redacted: r.get::<Option<Vec<u8>>, _>("body").is_none(),
+            body: r.get::<Option<Vec<u8>>, _>("body").unwrap_or_default(),
             body_readable: r.get("body_readable"),
+            copy: r.try_get::<Option<Vec<u8>>, _>("copy").ok().flatten(),
         }
     }
 }
@@ -361,10 +379,12 @@ pub async fn entries_from(
     limit: i64,
 ) -> sqlx::Result<Vec<StoredEntry>> {
     let rows = sqlx::query(
-        "SELECT seq, kind, prev_hash, entry_hash, received_at, delivery_id, event, hook_id,
-                installation_target_type, installation_target_id, signature, body_sha256,
-                body, body_readable
-           FROM log_entries WHERE log_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+        "SELECT e.seq, e.kind, e.prev_hash, e.entry_hash, e.received_at, e.delivery_id, e.event,
+                e.hook_id, e.installation_target_type, e.installation_target_id, e.signature,
+                e.body_sha256, e.body, e.body_readable, c.body AS copy
+           FROM log_entries e
+           LEFT JOIN redacted_copies c ON c.log_id = e.log_id AND c.seq = e.seq
+          WHERE e.log_id = $1 AND e.seq >= $2 ORDER BY e.seq LIMIT $3",
     )
     .bind(log_id)
     .bind(from_seq as i64)
@@ -405,8 +425,9 @@ pub async fn entry_at(
     let row = sqlx::query(
         "SELECT e.seq, e.kind, e.prev_hash, e.entry_hash, e.received_at, e.delivery_id, e.event,
                 e.hook_id, e.installation_target_type, e.installation_target_id, e.signature,
-                e.body_sha256, e.body, e.body_readable
+                e.body_sha256, e.body, e.body_readable, c.body AS copy
            FROM log_entries e JOIN logs l ON l.id = e.log_id
+           LEFT JOIN redacted_copies c ON c.log_id = e.log_id AND c.seq = e.seq
           WHERE l.name = $1 AND e.seq = $2",
     )
     .bind(log_name)

@@ -61,6 +61,8 @@ pub struct VerifiedHead {
     pub checkpoints: u64,
     /// The size of the newest checkpoint, when its signature was checked with the given key.
     pub signed: Option<u64>,
+    /// Entries whose body was erased by a recorded redaction (body hash kept).
+    pub redacted: u64,
 }
 
 impl std::fmt::Display for VerifiedHead {
@@ -87,6 +89,14 @@ impl std::fmt::Display for VerifiedHead {
         if let Some(size) = self.signed {
             write!(f, "; the newest ({size}) is signed by the given key")?;
         }
+        if self.redacted > 0 {
+            write!(
+                f,
+                "; {} entr{} redacted (body hash kept)",
+                self.redacted,
+                if self.redacted == 1 { "y" } else { "ies" }
+            )?;
+        }
         Ok(())
     }
 }
@@ -96,6 +106,10 @@ impl std::fmt::Display for VerifiedHead {
 pub enum Problem {
     #[error("entry {seq}: the body does not match its stored SHA-256 (body changed)")]
     BodyHash { seq: u64 },
+    #[error(
+        "entry {seq}: the body is missing and no redaction entry in the log accounts for it (body removed)"
+    )]
+    BodyMissing { seq: u64 },
     #[error("entry {seq}: the stored entry hash is not the hash of its fields (entry changed)")]
     EntryHash { seq: u64 },
     #[error("entry {seq}: prev_hash does not equal the hash of entry {prev} (chain broken)", prev = seq.wrapping_sub(1))]
@@ -133,6 +147,42 @@ pub enum VerifyError {
     Database(#[from] sqlx::Error),
 }
 
+/// Bodies missing from a log, and the redaction entries that account for them: a body may be
+/// missing only where a `verdict-redaction` entry later in the same log names the entry and
+/// the body's SHA-256 (docs/log-format.md, "Redaction entries").
+#[derive(Debug, Default)]
+pub struct Redactions {
+    /// Entries without a body: seq → body SHA-256.
+    missing: std::collections::BTreeMap<u64, Vec<u8>>,
+    /// What redaction entries name: (target seq, target body SHA-256).
+    named: std::collections::BTreeSet<(u64, Vec<u8>)>,
+}
+
+impl Redactions {
+    /// Notes one checked entry.
+    pub fn see(&mut self, e: &StoredEntry) {
+        if e.redacted {
+            self.missing.insert(e.seq, e.body_sha256.clone());
+        }
+        if e.kind == super::entry::KIND_REDACTION
+            && let Some(target) = super::redaction::RedactionBody::parse(&e.body)
+            && let Some(sha) = super::entry::parse_hash(&target.target_body_sha256)
+        {
+            self.named.insert((target.target_seq, sha.to_vec()));
+        }
+    }
+
+    /// How many bodies are missing, all accounted for; or the first that is not.
+    pub fn finish(&self) -> Result<u64, Problem> {
+        for (seq, sha) in &self.missing {
+            if !self.named.contains(&(*seq, sha.clone())) {
+                return Err(Problem::BodyMissing { seq: *seq });
+            }
+        }
+        Ok(self.missing.len() as u64)
+    }
+}
+
 /// Checks one entry at position `expected_seq` following `prev_hash`; returns its hash.
 pub fn check_entry(
     log_name: &str,
@@ -146,7 +196,8 @@ pub fn check_entry(
             found: e.seq,
         });
     }
-    if body_hash(&e.body)[..] != e.body_sha256[..] {
+    // A redacted body is checked against the redaction entries ([`Redactions`]).
+    if !e.redacted && body_hash(&e.body)[..] != e.body_sha256[..] {
         return Err(Problem::BodyHash { seq: e.seq });
     }
     let fields = e.fields(log_name);
@@ -198,6 +249,7 @@ pub async fn verify_log(
 
     let mut next_seq = 0u64;
     let mut prev_hash = GENESIS_PREV_HASH;
+    let mut redactions = Redactions::default();
     loop {
         let rows = store::entries_from(pool, log_id, next_seq, PAGE).await?;
         if rows.is_empty() {
@@ -205,6 +257,7 @@ pub async fn verify_log(
         }
         for entry in &rows {
             prev_hash = check_entry(log_name, next_seq, &prev_hash, entry).map_err(bad)?;
+            redactions.see(entry);
             frontier.push(merkle::leaf_hash(&prev_hash));
             while let Some((size, root)) = pending.next_if(|(s, _)| *s as u64 <= frontier.size()) {
                 if *size as u64 != frontier.size() || frontier.root()[..] != root[..] {
@@ -226,6 +279,7 @@ pub async fn verify_log(
         }
         progress(next_seq, total.max(next_seq));
     }
+    let redacted = redactions.finish().map_err(bad)?;
     if let Some((size, _)) = pending.next() {
         return Err(bad(Problem::CheckpointBeyondLog {
             size: *size as u64,
@@ -282,5 +336,6 @@ pub async fn verify_log(
         head_hash: (next_seq > 0).then_some(prev_hash),
         checkpoints: matched,
         signed,
+        redacted,
     })
 }

@@ -194,6 +194,20 @@ impl Projector {
             last = Some(entry.seq);
             done.entries += 1;
             chain.check(log_name, entry);
+            // A redacted entry is read through its redacted copy; without one, nothing is
+            // derived from it any more.
+            let readable;
+            let entry = if entry.redacted {
+                let Some(copy) = &entry.copy else { continue };
+                readable = store::StoredEntry {
+                    body: copy.clone(),
+                    redacted: false,
+                    ..entry.clone()
+                };
+                &readable
+            } else {
+                entry
+            };
             match Work::of(entry, &self.linking) {
                 Ok(Some(work)) => page.push(work),
                 Ok(None) => {}

@@ -21,6 +21,9 @@ pub enum WebError {
     /// Too many wrong operator tokens from one address.
     #[error("{0}")]
     TooManyAttempts(String),
+    /// Something that existed and was erased on purpose (a redacted body).
+    #[error("{0}")]
+    Gone(String),
     /// A bug in verdict (a route outside the access check, say).
     #[error("verdict failed: {0}")]
     Internal(String),
@@ -38,6 +41,7 @@ impl WebError {
             WebError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            WebError::Gone(_) => StatusCode::GONE,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             WebError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -63,6 +67,7 @@ impl WebError {
             WebError::Unauthorized(_) => "Not signed in",
             WebError::Forbidden(_) => "Not allowed",
             WebError::TooManyAttempts(_) => "Too many attempts",
+            WebError::Gone(_) => "Redacted",
             WebError::Internal(_) => "Internal error",
             WebError::Database(_) => "Temporarily unavailable",
             WebError::Render(_) => "Internal error",

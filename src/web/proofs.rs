@@ -295,18 +295,20 @@ pub async fn inclusion(
             (None, Some(guid)) => {
                 // Naming a delivery tells whether it exists: only where the viewer may see
                 // the delivery's repository.
-                let entry: Option<(i64, String, Option<String>, Vec<u8>)> = sqlx::query_as(
-                    "SELECT seq, kind, hook_id, body FROM log_entries
-                      WHERE log_id = $1 AND delivery_id = $2",
+                let seq: Option<i64> = sqlx::query_scalar(
+                    "SELECT seq FROM log_entries WHERE log_id = $1 AND delivery_id = $2",
                 )
                 .bind(log_id)
                 .bind(guid)
                 .fetch_optional(&s.pool)
                 .await?;
+                let entry = match seq {
+                    Some(seq) => store::entry_at(&s.pool, &account, seq as u64).await?,
+                    None => None,
+                };
                 let visible = match &entry {
-                    Some((_, kind, hook_id, body)) => {
-                        let audience =
-                            super::access::entry_audience(kind, hook_id.as_deref(), body);
+                    Some(e) => {
+                        let audience = super::records::audience_of(&s.pool, &account, e).await?;
                         viewer.may_see_entry(&s.pool, log_id, &audience).await?
                     }
                     None => false,
@@ -319,7 +321,7 @@ pub async fn inclusion(
                             viewer.not_found_hint()
                         ))
                     })?
-                    .0 as u64
+                    .seq
             }
             _ => {
                 return Err(WebError::BadRequest(

@@ -73,6 +73,13 @@ pub async fn body(
     }
     .await;
     match result {
+        Ok(entry) if entry.redacted => super::pages::error_page(
+            &viewer,
+            WebError::Gone(format!(
+                "the body of entry {} of {account} was redacted: its SHA-256 is kept in the entry, the bytes are gone; the record page says by whom and why",
+                entry.seq
+            )),
+        ),
         Ok(entry) => {
             let json = serde_json::from_slice::<serde::de::IgnoredAny>(&entry.body).is_ok();
             let file = format!(
@@ -100,6 +107,47 @@ pub async fn body(
         }
         Err(err) => super::pages::error_page(&viewer, err),
     }
+}
+
+/// What the record page says about an erased body.
+#[derive(Debug, Clone, Serialize)]
+pub struct RedactionNote {
+    pub at: DateTime<Utc>,
+    pub by: String,
+    pub reason: String,
+    /// Fields replaced in the redacted copy; empty: the whole body is gone.
+    pub fields: Vec<String>,
+    /// The redaction entry's permalink.
+    pub record_url: String,
+}
+
+/// The redaction entry that erased entry `seq`'s body.
+async fn redaction_note(
+    pool: &PgPool,
+    account: &str,
+    seq: i64,
+) -> Result<Option<RedactionNote>, WebError> {
+    let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT e.seq, e.body FROM log_entries e JOIN logs l ON l.id = e.log_id
+          WHERE l.name = $1 AND e.kind = $2 AND e.body IS NOT NULL
+            AND convert_from(e.body, 'UTF8')::jsonb ->> 'target_seq' = $3::text
+          ORDER BY e.seq LIMIT 1",
+    )
+    .bind(account)
+    .bind(crate::log::entry::KIND_REDACTION)
+    .bind(seq)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.and_then(|(at_seq, body)| {
+        let r = crate::log::redaction::RedactionBody::parse(&body)?;
+        Some(RedactionNote {
+            at: r.at,
+            by: r.by,
+            reason: r.reason,
+            fields: r.fields,
+            record_url: format!("/records/{account}/{at_seq}"),
+        })
+    }))
 }
 
 /// A log position from the path, or a 400 saying what one is.
@@ -137,12 +185,51 @@ async fn visible_entry(
         .bind(account)
         .fetch_one(&mut *conn)
         .await?;
-    let audience =
-        super::access::entry_audience(&entry.kind, entry.hook_id.as_deref(), &entry.body);
+    let audience = audience_of(pool, account, &entry).await?;
     if !viewer.may_see_entry(pool, log_id, &audience).await? {
         return Err(not_found());
     }
     Ok(entry)
+}
+
+/// Who may see `entry`: by its body, or for a redacted entry by its redacted copy or by the
+/// repository its redaction entry names (the erasure changes nobody's view).
+pub async fn audience_of(
+    pool: &PgPool,
+    account: &str,
+    entry: &store::StoredEntry,
+) -> Result<super::access::Audience, WebError> {
+    let hook = entry.hook_id.as_deref();
+    if !entry.redacted {
+        return Ok(super::access::entry_audience(
+            &entry.kind,
+            hook,
+            &entry.body,
+        ));
+    }
+    if let Some(copy) = &entry.copy {
+        return Ok(super::access::entry_audience(&entry.kind, hook, copy));
+    }
+    let redaction: Option<Vec<u8>> = sqlx::query_scalar(
+        "SELECT e.body FROM log_entries e JOIN logs l ON l.id = e.log_id
+          WHERE l.name = $1 AND e.kind = $2 AND e.body IS NOT NULL
+            AND convert_from(e.body, 'UTF8')::jsonb ->> 'target_seq' = $3::text
+          ORDER BY e.seq LIMIT 1",
+    )
+    .bind(account)
+    .bind(crate::log::entry::KIND_REDACTION)
+    .bind(entry.seq as i64)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match (entry.kind.as_str(), redaction) {
+        (crate::log::entry::KIND_GITHUB_API, _) => {
+            super::access::entry_audience(&entry.kind, hook, &[])
+        }
+        (_, Some(body)) => {
+            super::access::entry_audience(crate::log::entry::KIND_REDACTION, None, &body)
+        }
+        (_, None) => super::access::Audience::Operators,
+    })
 }
 
 /// How far the chain is known to verify, as the projector found reading the log.
@@ -189,6 +276,8 @@ pub struct RecordPage {
     pub written: Option<Written>,
     /// The stored body, byte for byte, as a download.
     pub body_url: String,
+    /// When the body was erased: by whom, when, why, and the redaction entry.
+    pub redaction: Option<RedactionNote>,
     /// Inclusion in the newest signed checkpoint (absent for a moment after the entry lands).
     pub proof: Option<super::proofs::RecordProof>,
 }
@@ -284,7 +373,12 @@ pub async fn record(
         },
         body_readable: entry.body_readable,
         body_bytes: entry.body.len(),
-        body: String::from_utf8_lossy(&entry.body).into_owned(),
+        body: String::from_utf8_lossy(entry.readable_body().unwrap_or_default()).into_owned(),
+        redaction: if entry.redacted {
+            redaction_note(pool, account, seq as i64).await?
+        } else {
+            None
+        },
         written: written::read(pool, account, seq as i64, &entry.kind, &entry.body, viewer).await?,
         body_url: format!("/records/{account}/{seq}/body"),
         decisions,

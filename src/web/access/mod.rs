@@ -486,12 +486,15 @@ pub fn entry_repository(kind: &str, body: &[u8]) -> Option<String> {
     struct WithRepository {
         repository: Option<Named>,
     }
-    use crate::log::entry::{KIND_ACK, KIND_FINDING, KIND_FINDING_WITHDRAWN, KIND_GITHUB_DELIVERY};
+    use crate::log::entry::{
+        KIND_ACK, KIND_FINDING, KIND_FINDING_WITHDRAWN, KIND_GITHUB_DELIVERY, KIND_REDACTION,
+    };
     if ![
         KIND_GITHUB_DELIVERY,
         KIND_FINDING,
         KIND_FINDING_WITHDRAWN,
         KIND_ACK,
+        KIND_REDACTION,
     ]
     .contains(&kind)
     {

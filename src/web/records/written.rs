@@ -13,6 +13,7 @@ use super::{DECISION_COLUMNS, DecisionView};
 use crate::feedback::rules;
 use crate::log::entry::{
     KIND_ACK, KIND_FINDING, KIND_FINDING_WITHDRAWN, KIND_KEY_ROTATION, KIND_RECONCILIATION,
+    KIND_REDACTION,
 };
 use crate::projections::coverage::ReconciliationBody;
 use crate::projections::findings::{AckBody, FindingBody, WithdrawalBody};
@@ -33,6 +34,20 @@ pub struct Written {
     pub reconciliation: Option<ReconciliationBody>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_rotation: Option<KeyRotationView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redaction: Option<RedactionView>,
+}
+
+/// An erasure: which entry, who, why, what.
+#[derive(Debug, Clone, Serialize)]
+pub struct RedactionView {
+    pub target_url: String,
+    pub target_body_sha256: String,
+    pub by: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+    /// Fields replaced in the kept copy; empty: the whole body.
+    pub fields: Vec<String>,
 }
 
 /// The rule behind a finding, in words.
@@ -208,6 +223,19 @@ pub async fn read(
                 size: size.parse().unwrap_or(0),
                 root,
                 valid: rotation.is_ok(),
+            });
+        }
+        KIND_REDACTION => {
+            let Some(r) = crate::log::redaction::RedactionBody::parse(body) else {
+                return Ok(None);
+            };
+            written.redaction = Some(RedactionView {
+                target_url: format!("/records/{account}/{}", r.target_seq),
+                target_body_sha256: r.target_body_sha256,
+                by: r.by,
+                reason: r.reason,
+                at: r.at,
+                fields: r.fields,
             });
         }
         _ => return Ok(None),

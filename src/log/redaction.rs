@@ -1,0 +1,301 @@
+//! Erasing what must be erased while keeping every proof: an entry's body bytes are removed
+//! (all of them, or named JSON fields, keeping a redacted copy), every hashed field stays, so
+//! the chain, the Merkle tree, the checkpoints and every inclusion proof remain valid. The
+//! erasure is itself on the record: a `verdict-redaction` entry appended in the same
+//! transaction, which the database requires (migrations/0014_redaction.sql).
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::PgPool;
+
+use super::entry::{KIND_REDACTION, body_hash};
+use super::store::{self, NewEntry, PlacedEntry};
+
+/// What replaces a redacted text.
+pub const REDACTED: &str = "[redacted]";
+
+/// The JSON body of a `verdict-redaction` entry (docs/log-format.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedactionBody {
+    pub target_seq: u64,
+    /// Hex SHA-256 of the erased body (as the target entry stores it).
+    pub target_body_sha256: String,
+    pub reason: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    /// The fields replaced in the redacted copy (`comment.body`, ...); empty: the whole body.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+    /// Hex SHA-256 of the redacted copy kept in the body's place, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_sha256: Option<String>,
+    /// The repository the erased entry was about, so the erased entry and this one stay
+    /// visible to exactly who could see it before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<RepositoryName>,
+}
+
+/// `{"full_name": "owner/name"}`, shaped like GitHub's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepositoryName {
+    pub full_name: String,
+}
+
+/// The repository an entry is about: its request URL's for an API object, the payload's
+/// `repository.full_name` (JSON, or GitHub's form encoding) otherwise.
+fn repository_of(entry: &store::StoredEntry) -> Option<String> {
+    if entry.kind == super::entry::KIND_GITHUB_API {
+        return entry
+            .hook_id
+            .as_deref()
+            .and_then(|url| crate::projections::api::repo_and_number(url).0);
+    }
+    let value: Value = serde_json::from_slice(&entry.body).ok().or_else(|| {
+        let (_, payload) = form_urlencoded::parse(&entry.body).find(|(k, _)| k == "payload")?;
+        serde_json::from_str(&payload).ok()
+    })?;
+    value
+        .pointer("/repository/full_name")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+impl RedactionBody {
+    pub fn parse(body: &[u8]) -> Option<RedactionBody> {
+        serde_json::from_slice(body).ok()
+    }
+}
+
+/// What to erase.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub log: String,
+    pub seq: u64,
+    pub reason: String,
+    pub by: String,
+    /// Dotted paths of JSON fields to replace (`review.body`); empty: the whole body.
+    pub fields: Vec<String>,
+}
+
+/// A redaction done.
+#[derive(Debug, Clone, Serialize)]
+pub struct Receipt {
+    pub log: String,
+    pub target_seq: u64,
+    /// Where the redaction entry is.
+    pub redaction_seq: u64,
+    /// Fields replaced, when not the whole body.
+    pub fields: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RedactionError {
+    #[error("log {log:?} has no entry {seq}")]
+    NoEntry { log: String, seq: u64 },
+    #[error("entry {seq} of {log:?} is already redacted: its redaction entry says by whom and why")]
+    Already { log: String, seq: u64 },
+    #[error(
+        "entry {seq} of {log:?} is a redaction entry: the record of an erasure is never erased"
+    )]
+    RedactionEntry { log: String, seq: u64 },
+    #[error(
+        "entry {seq} of {log:?} is not JSON, so it has no fields to redact; redact the whole body"
+    )]
+    NotJson { log: String, seq: u64 },
+    #[error(
+        "none of the fields {fields:?} is a text in entry {seq} of {log:?}: nothing would be erased"
+    )]
+    NoSuchField {
+        log: String,
+        seq: u64,
+        fields: Vec<String>,
+    },
+    #[error("say why and who: --reason and --by must not be empty")]
+    Unexplained,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Replaces every string at the dotted `path` (through arrays too) with [`REDACTED`];
+/// returns how many were replaced.
+fn replace_at(value: &mut Value, path: &[&str]) -> usize {
+    match (value, path.split_first()) {
+        (Value::Array(items), _) => items.iter_mut().map(|v| replace_at(v, path)).sum(),
+        (Value::Object(map), Some((head, rest))) => match map.get_mut(*head) {
+            Some(v) if rest.is_empty() => match v {
+                Value::String(s) if s != REDACTED => {
+                    *v = Value::String(REDACTED.into());
+                    1
+                }
+                _ => 0,
+            },
+            Some(v) => replace_at(v, rest),
+            None => 0,
+        },
+        _ => 0,
+    }
+}
+
+/// The redacted copy of `body` with `fields` replaced, or why there is none.
+pub fn redacted_copy(body: &[u8], fields: &[String]) -> Option<Vec<u8>> {
+    let mut value: Value = serde_json::from_slice(body).ok()?;
+    let replaced: usize = fields
+        .iter()
+        .map(|f| replace_at(&mut value, &f.split('.').collect::<Vec<_>>()))
+        .sum();
+    (replaced > 0).then(|| serde_json::to_vec(&value).unwrap_or_default())
+}
+
+/// Erases entry `request.seq`'s body (or the named fields of it): appends the redaction entry
+/// and erases in one transaction, and blanks what projections derived from it. Returns once
+/// durable.
+pub async fn redact(pool: &PgPool, request: &Request) -> Result<Receipt, RedactionError> {
+    if request.reason.trim().is_empty() || request.by.trim().is_empty() {
+        return Err(RedactionError::Unexplained);
+    }
+    let (log, seq) = (request.log.clone(), request.seq);
+    let mut tx = pool.begin().await?;
+    let log_id: i64 = sqlx::query_scalar("SELECT id FROM logs WHERE name = $1")
+        .bind(&log)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| RedactionError::NoEntry {
+            log: log.clone(),
+            seq,
+        })?;
+    store::lock_log(&mut *tx, log_id).await?;
+    let target =
+        store::entry_at(&mut *tx, &log, seq)
+            .await?
+            .ok_or_else(|| RedactionError::NoEntry {
+                log: log.clone(),
+                seq,
+            })?;
+    if target.kind == KIND_REDACTION {
+        return Err(RedactionError::RedactionEntry { log, seq });
+    }
+    if target.redacted {
+        return Err(RedactionError::Already { log, seq });
+    }
+    let copy = if request.fields.is_empty() {
+        None
+    } else {
+        if serde_json::from_slice::<serde::de::IgnoredAny>(&target.body).is_err() {
+            return Err(RedactionError::NotJson { log, seq });
+        }
+        Some(redacted_copy(&target.body, &request.fields).ok_or_else(|| {
+            RedactionError::NoSuchField {
+                log: log.clone(),
+                seq,
+                fields: request.fields.clone(),
+            }
+        })?)
+    };
+    let now = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_default();
+    let body = serde_json::to_vec(&RedactionBody {
+        target_seq: seq,
+        target_body_sha256: hex::encode(&target.body_sha256),
+        reason: request.reason.trim().to_string(),
+        by: request.by.trim().to_string(),
+        at: now,
+        fields: request.fields.clone(),
+        copy_sha256: copy.as_ref().map(|c| hex::encode(body_hash(c))),
+        repository: repository_of(&target).map(|full_name| RepositoryName { full_name }),
+    })
+    .expect("a redaction body serializes");
+    let entry = NewEntry {
+        log_name: log.clone(),
+        kind: KIND_REDACTION.into(),
+        received_at: now,
+        delivery_id: format!(
+            "redaction:{log}:{seq}:{}",
+            hex::encode(&body_hash(&body)[..8])
+        ),
+        event: "redaction".into(),
+        hook_id: None,
+        installation_target_type: None,
+        installation_target_id: None,
+        signature: None,
+        body_sha256: body_hash(&body),
+        body: Bytes::from(body),
+        body_readable: true,
+    };
+    let (next, prev) = store::tail(&mut *tx, log_id).await?;
+    let entry_hash = entry.fields(next, prev).entry_hash();
+    store::insert_entries(
+        &mut *tx,
+        log_id,
+        &[PlacedEntry {
+            entry: &entry,
+            seq: next,
+            prev_hash: prev,
+            entry_hash,
+        }],
+    )
+    .await?;
+    sqlx::query("SELECT verdict_redact_body($1, $2, $3)")
+        .bind(log_id)
+        .bind(seq as i64)
+        .bind(copy.as_deref())
+        .execute(&mut *tx)
+        .await?;
+    blank_projections(&mut tx, log_id, seq as i64, copy.as_deref()).await?;
+    tx.commit().await?;
+    Ok(Receipt {
+        log,
+        target_seq: seq,
+        redaction_seq: next,
+        fields: request.fields.clone(),
+    })
+}
+
+/// What the projections derived from the erased body goes with it: a whole-body redaction
+/// leaves no decision record from the entry (a rebuild could not derive one either); a
+/// partial one re-derives them from the redacted copy when the projector next passes, and
+/// blanks their texts now.
+async fn blank_projections(
+    tx: &mut sqlx::PgConnection,
+    log_id: i64,
+    seq: i64,
+    copy: Option<&[u8]>,
+) -> sqlx::Result<()> {
+    match copy {
+        None => {
+            sqlx::query("DELETE FROM decisions WHERE log_id = $1 AND seq = $2")
+                .bind(log_id)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Some(_) => {
+            sqlx::query(
+                "UPDATE decisions SET body = CASE WHEN body IS NULL THEN NULL ELSE $3 END
+                  WHERE log_id = $1 AND seq = $2",
+            )
+            .bind(log_id)
+            .bind(seq)
+            .bind(REDACTED)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_replaced_wherever_the_path_leads() {
+        let body = br#"{"review":{"body":"my key is sk-123","id":7},"comments":[{"body":"a"},{"body":"b"}]}"#;
+        let copy = redacted_copy(body, &["review.body".into(), "comments.body".into()]).unwrap();
+        let v: Value = serde_json::from_slice(&copy).unwrap();
+        assert_eq!(v["review"]["body"], REDACTED);
+        assert_eq!(v["review"]["id"], 7);
+        assert_eq!(v["comments"][1]["body"], REDACTED);
+        assert!(redacted_copy(body, &["issue.body".into()]).is_none());
+    }
+}
