@@ -71,11 +71,18 @@ struct RedactArgs {
     #[command(flatten)]
     db: DbArgs,
     /// The log (account) holding the entry.
-    #[arg(long)]
-    log: String,
+    #[arg(long, required_unless_present = "user")]
+    log: Option<String>,
     /// The entry's position in the log.
-    #[arg(long)]
-    seq: u64,
+    #[arg(long, required_unless_present = "user")]
+    seq: Option<u64>,
+    /// Instead of one entry: every text this GitHub login wrote (comment, review, pull
+    /// request and issue bodies), in every log, for a deletion request.
+    #[arg(long, conflicts_with_all = ["log", "seq", "fields"])]
+    user: Option<String>,
+    /// With --user: print the plan and change nothing.
+    #[arg(long, requires = "user")]
+    dry_run: bool,
     /// Why, in words (recorded in the log).
     #[arg(long)]
     reason: String,
@@ -780,15 +787,75 @@ async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A deletion request: every text `login` wrote, redacted field by field, the plan first.
+async fn redact_user(
+    pool: &sqlx::PgPool,
+    login: &str,
+    args: &RedactArgs,
+) -> anyhow::Result<ExitCode> {
+    let plan = verdict::log::redaction::plan_for_user(pool, login).await?;
+    println!(
+        "{} entr{} hold text @{login} wrote:",
+        plan.len(),
+        if plan.len() == 1 { "y" } else { "ies" }
+    );
+    for p in &plan {
+        println!(
+            "  {}/{} {:<28} {}",
+            p.log,
+            p.seq,
+            p.event,
+            p.fields.join(", ")
+        );
+    }
+    if args.dry_run || plan.is_empty() {
+        if args.dry_run {
+            println!("dry run: nothing changed");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let bar = indicatif::ProgressBar::new(plan.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} entries redacted")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    for p in &plan {
+        verdict::log::redaction::redact(
+            pool,
+            &verdict::log::redaction::Request {
+                log: p.log.clone(),
+                seq: p.seq,
+                reason: args.reason.clone(),
+                by: args.by.clone(),
+                fields: p.fields.clone(),
+            },
+        )
+        .await
+        .with_context(|| format!("redacting {}/{}", p.log, p.seq))?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    println!(
+        "redacted what @{login} wrote in {} entr{}; each redaction is an entry of its own log",
+        plan.len(),
+        if plan.len() == 1 { "y" } else { "ies" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Erases one entry's body through the only path the database allows.
 async fn redact(args: RedactArgs) -> anyhow::Result<ExitCode> {
     let db = open_db(&args.db, db::Migrations::Apply).await?;
     let pool = db::app_pool(&db.url, 2).await?;
+    if let Some(login) = &args.user {
+        let done = redact_user(&pool, login, &args).await;
+        stop_cluster(&db);
+        return done;
+    }
     let receipt = verdict::log::redaction::redact(
         &pool,
         &verdict::log::redaction::Request {
-            log: args.log.to_lowercase(),
-            seq: args.seq,
+            log: args.log.clone().unwrap_or_default().to_lowercase(),
+            seq: args.seq.unwrap_or_default(),
             reason: args.reason,
             by: args.by,
             fields: args.fields.iter().map(|f| f.trim().to_string()).collect(),

@@ -370,3 +370,82 @@ async fn only_the_redaction_path_erases_and_a_missing_body_is_still_tampering() 
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deletion_request_redacts_everything_a_person_wrote_after_showing_the_plan() {
+    let db = TestDb::new().await;
+    let server = db.server(&[common::SECRET]).await;
+    server.deliver_story().await;
+    server.shutdown().await;
+    let admin = db.admin_pool().await;
+    project_all(&db.app_pool().await).await;
+    let marker = "Please validate the card number";
+    assert!(!everywhere(&admin, marker.as_bytes()).await.is_empty());
+    let plan = verdict::log::redaction::plan_for_user(&admin, "rev-omar")
+        .await
+        .unwrap();
+    assert!(!plan.is_empty());
+    assert!(
+        plan.iter()
+            .all(|p| p.fields.iter().all(|f| f.ends_with(".body")))
+    );
+    let request = |dry: bool| {
+        let mut args = vec![
+            "redact",
+            "--user",
+            "rev-omar",
+            "--reason",
+            "GDPR art. 17 request",
+            "--by",
+            "Priya (privacy officer)",
+        ];
+        if dry {
+            args.push("--dry-run");
+        }
+        verdict_cli(&args, &[("DATABASE_URL", &db.url)])
+    };
+    let (ok, out) = request(true);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("{} entr", plan.len())) && out.contains("dry run: nothing changed"),
+        "{out}"
+    );
+    assert!(
+        !everywhere(&admin, marker.as_bytes()).await.is_empty(),
+        "a dry run changes nothing"
+    );
+    let (ok, out) = request(false);
+    assert!(ok, "{out}");
+    assert_eq!(
+        everywhere(&admin, marker.as_bytes()).await,
+        Vec::<String>::new()
+    );
+    assert!(
+        verdict::log::redaction::plan_for_user(&admin, "rev-omar")
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing of theirs is left to redact"
+    );
+    // Others' words stay.
+    assert!(
+        !everywhere(&admin, b"This needs a feature flag")
+            .await
+            .is_empty()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let signing = dir.path().join("signing.key");
+    std::fs::write(&signing, db.signer.to_key_text()).unwrap();
+    let (ok, out) = verdict_cli(
+        &[
+            "verify",
+            "--log",
+            "acme",
+            "--signing-key",
+            signing.to_str().unwrap(),
+        ],
+        &[("DATABASE_URL", &db.url)],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("{} entr", plan.len())), "{out}");
+}

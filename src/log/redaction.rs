@@ -251,6 +251,75 @@ pub async fn redact(pool: &PgPool, request: &Request) -> Result<Receipt, Redacti
     })
 }
 
+/// One entry holding text a person wrote, and the fields that hold it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedRedaction {
+    pub log: String,
+    pub seq: u64,
+    pub event: String,
+    pub fields: Vec<String>,
+}
+
+/// Where `login` wrote text: in deliveries, the bodies of the comment, review, pull request
+/// or issue they authored; in objects read from GitHub's API, the object's own body.
+/// Entries already redacted are left out (their text is gone or already blanked).
+pub fn authored_fields(kind: &str, body: &[u8], login: &str) -> Vec<String> {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let wrote = |object: &Value| {
+        object
+            .pointer("/user/login")
+            .and_then(Value::as_str)
+            .is_some_and(|l| l.eq_ignore_ascii_case(login))
+            && object
+                .get("body")
+                .and_then(Value::as_str)
+                .is_some_and(|b| !b.is_empty() && b != REDACTED)
+    };
+    if kind == super::entry::KIND_GITHUB_API {
+        return if wrote(&value) {
+            vec!["body".into()]
+        } else {
+            Vec::new()
+        };
+    }
+    ["comment", "review", "pull_request", "issue"]
+        .iter()
+        .filter(|o| value.get(**o).is_some_and(wrote))
+        .map(|o| format!("{o}.body"))
+        .collect()
+}
+
+/// Every entry, in every log, with text `login` wrote.
+pub async fn plan_for_user(
+    pool: &PgPool,
+    login: &str,
+) -> Result<Vec<PlannedRedaction>, RedactionError> {
+    let rows: Vec<(String, i64, String, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT l.name, e.seq, e.kind, e.event, e.body FROM log_entries e JOIN logs l ON l.id = e.log_id
+          WHERE e.body IS NOT NULL AND e.kind IN ('github-delivery', 'github-api')
+            AND (position($1::bytea in e.body) > 0 OR position($2::bytea in e.body) > 0)
+          ORDER BY l.name, e.seq",
+    )
+    .bind(login.as_bytes())
+    .bind(login.to_lowercase().as_bytes())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(log, seq, kind, event, body)| {
+            let fields = authored_fields(&kind, &body, login);
+            (!fields.is_empty()).then_some(PlannedRedaction {
+                log,
+                seq: seq as u64,
+                event,
+                fields,
+            })
+        })
+        .collect())
+}
+
 /// What the projections derived from the erased body goes with it: a whole-body redaction
 /// leaves no decision record from the entry (a rebuild could not derive one either); a
 /// partial one re-derives them from the redacted copy when the projector next passes, and
