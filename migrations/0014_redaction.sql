@@ -22,7 +22,8 @@ ALTER TABLE redacted_copies OWNER TO verdict_owner;
 GRANT SELECT ON redacted_copies TO verdict_app;
 
 -- The redaction entry appended in this transaction for entry `seq` of `log_id` with this body
--- hash (and, when `copy_sha256` is given, that copy).
+-- hash (and, when `copy_sha256` is given, that copy): naming it alone, or in a batch's
+-- `targets`.
 CREATE FUNCTION verdict_redaction_in_this_transaction(
     p_log_id bigint, p_seq bigint, p_body_sha256 bytea, p_copy_sha256 bytea
 ) RETURNS boolean
@@ -33,9 +34,13 @@ LANGUAGE sql STABLE AS $$
            AND r.kind = 'verdict-redaction'
            AND r.xmin = pg_current_xact_id()::xid
            AND r.body IS NOT NULL
-           AND convert_from(r.body, 'UTF8')::jsonb ->> 'target_seq' = p_seq::text
-           AND convert_from(r.body, 'UTF8')::jsonb ->> 'target_body_sha256'
-               = encode(p_body_sha256, 'hex')
+           AND ((convert_from(r.body, 'UTF8')::jsonb ->> 'target_seq' = p_seq::text
+                 AND convert_from(r.body, 'UTF8')::jsonb ->> 'target_body_sha256'
+                     = encode(p_body_sha256, 'hex'))
+                -- A batch (retention) lists its targets.
+                OR (convert_from(r.body, 'UTF8')::jsonb -> 'targets')
+                   @> jsonb_build_array(jsonb_build_object(
+                        'seq', p_seq, 'body_sha256', encode(p_body_sha256, 'hex'))))
            AND (p_copy_sha256 IS NULL
                 OR convert_from(r.body, 'UTF8')::jsonb ->> 'copy_sha256'
                    = encode(p_copy_sha256, 'hex')))

@@ -64,6 +64,18 @@ enum Command {
     /// Erase an entry's body (or named fields of it), keeping every hash and proof valid; the
     /// erasure is recorded in the log as a `verdict-redaction` entry.
     Redact(RedactArgs),
+    /// Drop now the bodies the rules configuration's [retention] section says are due (serve
+    /// does it on its schedule).
+    Retention(RetentionArgs),
+}
+
+#[derive(Args)]
+struct RetentionArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The rules configuration holding the [retention] section.
+    #[arg(long, env = "VERDICT_RULES_CONFIG")]
+    rules_config: PathBuf,
 }
 
 #[derive(Args)]
@@ -524,6 +536,21 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Healthcheck(args) => healthcheck(args).await,
         Command::Status(args) => status(args).await,
         Command::Redact(args) => redact(args).await,
+        Command::Retention(args) => {
+            let config = verdict::feedback::config::RuleConfig::load(&args.rules_config)?;
+            let retention = config.retention.with_context(|| {
+                format!("{} has no [retention] section", args.rules_config.display())
+            })?;
+            let db = open_db(&args.db, db::Migrations::Apply).await?;
+            let pool = db::app_pool(&db.url, 2).await?;
+            let erased = verdict::log::retention::run(&pool, &retention).await;
+            stop_cluster(&db);
+            println!(
+                "retention: {} bodies dropped, each batch recorded as a redaction entry",
+                erased?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate(args) => {
             let db = open_db(&args, db::Migrations::Apply).await?;
             println!("migrations applied to {}", db::redact(&db.url));

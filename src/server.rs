@@ -236,6 +236,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         ))
         .spawn(crate::intake::backfill::RUNNER_INTERVAL)
     });
+    // Retention drops due bodies on its schedule, through the recorded redaction path.
+    let retention = config
+        .feedback
+        .rules
+        .retention
+        .clone()
+        .map(|r| crate::log::retention::spawn(bg_pool.clone(), r));
     // The Merkle tree and checkpoints follow the log in the background too.
     let tree = config.build_tree.then(|| {
         crate::log::tree::TreeBuilder::new(bg_pool, config.signer.clone())
@@ -297,6 +304,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServeError> {
         }
         if let Some(m) = metrics_server {
             m.abort();
+        }
+        if let Some(r) = retention {
+            r.abort();
         }
         drop(background);
         served

@@ -449,3 +449,82 @@ async fn a_deletion_request_redacts_everything_a_person_wrote_after_showing_the_
     assert!(ok, "{out}");
     assert!(out.contains(&format!("{} entr", plan.len())), "{out}");
 }
+
+#[tokio::test]
+async fn retention_drops_due_bodies_on_schedule_and_keeps_decision_events() {
+    let rules = verdict::feedback::config::RuleConfig::parse(
+        "[retention]\nafter_days = 0\nevents = [\"uninterpreted\"]\nevery_seconds = 1\n",
+    )
+    .unwrap();
+    // Decision-bearing events are refused unless said in so many words.
+    let refused = verdict::feedback::config::RuleConfig::parse(
+        "[retention]\nafter_days = 30\nevents = [\"pull_request_review\"]\n",
+    )
+    .unwrap_err();
+    assert!(refused.contains("drop_decision_events"), "{refused}");
+    let db = TestDb::new().await;
+    let server = db
+        .start(common::ServerOptions {
+            feedback: verdict::feedback::FeedbackConfig {
+                rules,
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .await;
+    for (event, id, path) in [
+        ("star", "keep-no-1", "star/created.1.json"),
+        (
+            "pull_request_review",
+            "keep-yes",
+            "pull_request_review/submitted.1.json",
+        ),
+        ("star", "keep-no-2", "star/deleted.1.json"),
+    ] {
+        let r = server.deliver(event, id, &common::fixture(path)).await;
+        assert_eq!(r.status(), 201, "{event}");
+    }
+    let admin = db.admin_pool().await;
+    // The server's schedule drops the star bodies (nothing decision-bearing).
+    let mut erased = Vec::new();
+    for _ in 0..100 {
+        erased = sqlx::query_scalar::<_, String>(
+            "SELECT event FROM log_entries WHERE body IS NULL ORDER BY seq",
+        )
+        .fetch_all(&admin)
+        .await
+        .unwrap();
+        if erased.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(erased, ["star", "star"]);
+    let kept: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM log_entries WHERE event = 'pull_request_review' AND body IS NOT NULL",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(kept, 1);
+    // One redaction entry per batch, naming both; verify accepts exactly that.
+    let batches: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT body FROM log_entries WHERE kind = 'verdict-redaction'")
+            .fetch_all(&admin)
+            .await
+            .unwrap();
+    assert_eq!(batches.len(), 1);
+    let batch: Value = serde_json::from_slice(&batches[0]).unwrap();
+    assert_eq!(batch["targets"].as_array().unwrap().len(), 2);
+    assert!(batch["reason"].as_str().unwrap().starts_with("retention"));
+    server.shutdown().await;
+    let dir = tempfile::tempdir().unwrap();
+    let signing = dir.path().join("signing.key");
+    std::fs::write(&signing, db.signer.to_key_text()).unwrap();
+    let (ok, out) = verdict_cli(
+        &["verify", "--signing-key", signing.to_str().unwrap()],
+        &[("DATABASE_URL", &db.url)],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("2 entries redacted"), "{out}");
+}

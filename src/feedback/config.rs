@@ -44,6 +44,7 @@ struct File {
     defaults: ScopeFile,
     #[serde(default)]
     rules: HashMap<String, RuleFile>,
+    retention: Option<crate::log::retention::Retention>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -109,6 +110,8 @@ pub struct RuleSetting {
 #[derive(Debug, Clone)]
 pub struct RuleConfig {
     settings: HashMap<&'static str, Setting>,
+    /// The `[retention]` section: which bodies to drop after how long.
+    pub retention: Option<crate::log::retention::Retention>,
 }
 
 impl Default for RuleConfig {
@@ -128,6 +131,7 @@ impl Default for RuleConfig {
                     )
                 })
                 .collect(),
+            retention: None,
         }
     }
 }
@@ -200,7 +204,13 @@ impl RuleConfig {
                 },
             );
         }
-        Ok(RuleConfig { settings })
+        if let Some(r) = &file.retention {
+            r.check()?;
+        }
+        Ok(RuleConfig {
+            settings,
+            retention: file.retention,
+        })
     }
 
     /// Whether `rule` judges `repo` (`owner/name`).

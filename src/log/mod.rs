@@ -8,6 +8,7 @@ pub mod keys;
 pub mod merkle;
 pub mod monitor;
 pub mod redaction;
+pub mod retention;
 pub mod sequencer;
 pub mod store;
 pub mod tree;

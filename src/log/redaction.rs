@@ -19,9 +19,15 @@ pub const REDACTED: &str = "[redacted]";
 /// The JSON body of a `verdict-redaction` entry (docs/log-format.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedactionBody {
-    pub target_seq: u64,
+    /// The one entry erased (absent for a batch, which lists `targets`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_seq: Option<u64>,
     /// Hex SHA-256 of the erased body (as the target entry stores it).
-    pub target_body_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_body_sha256: Option<String>,
+    /// A batch (retention): every entry erased, with its body's SHA-256.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<Target>,
     pub reason: String,
     pub by: String,
     pub at: DateTime<Utc>,
@@ -62,9 +68,30 @@ fn repository_of(entry: &store::StoredEntry) -> Option<String> {
         .map(str::to_string)
 }
 
+/// One entry a batch erases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub seq: u64,
+    /// Hex SHA-256 of its body.
+    pub body_sha256: String,
+}
+
 impl RedactionBody {
     pub fn parse(body: &[u8]) -> Option<RedactionBody> {
         serde_json::from_slice(body).ok()
+    }
+
+    /// Every (seq, hex body SHA-256) this entry erases.
+    pub fn erased(&self) -> Vec<(u64, String)> {
+        let mut out: Vec<(u64, String)> = self
+            .targets
+            .iter()
+            .map(|t| (t.seq, t.body_sha256.clone()))
+            .collect();
+        if let (Some(seq), Some(sha)) = (self.target_seq, &self.target_body_sha256) {
+            out.push((seq, sha.clone()));
+        }
+        out
     }
 }
 
@@ -195,8 +222,9 @@ pub async fn redact(pool: &PgPool, request: &Request) -> Result<Receipt, Redacti
     };
     let now = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_default();
     let body = serde_json::to_vec(&RedactionBody {
-        target_seq: seq,
-        target_body_sha256: hex::encode(&target.body_sha256),
+        target_seq: Some(seq),
+        target_body_sha256: Some(hex::encode(&target.body_sha256)),
+        targets: Vec::new(),
         reason: request.reason.trim().to_string(),
         by: request.by.trim().to_string(),
         at: now,
@@ -249,6 +277,99 @@ pub async fn redact(pool: &PgPool, request: &Request) -> Result<Receipt, Redacti
         redaction_seq: next,
         fields: request.fields.clone(),
     })
+}
+
+/// Erases the whole bodies of `seqs` of `log` under one redaction entry naming them all
+/// (retention). Entries already redacted are skipped; returns how many were erased.
+pub async fn redact_batch(
+    pool: &PgPool,
+    log: &str,
+    seqs: &[u64],
+    reason: &str,
+    by: &str,
+) -> Result<usize, RedactionError> {
+    let mut tx = pool.begin().await?;
+    let Some(log_id) = sqlx::query_scalar::<_, i64>("SELECT id FROM logs WHERE name = $1")
+        .bind(log)
+        .fetch_optional(&mut *tx)
+        .await?
+    else {
+        return Ok(0);
+    };
+    store::lock_log(&mut *tx, log_id).await?;
+    let wanted: Vec<i64> = seqs.iter().map(|s| *s as i64).collect();
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT seq, body_sha256 FROM log_entries
+          WHERE log_id = $1 AND seq = ANY($2) AND body IS NOT NULL AND kind <> $3
+          ORDER BY seq",
+    )
+    .bind(log_id)
+    .bind(&wanted)
+    .bind(KIND_REDACTION)
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let now = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_default();
+    let body = serde_json::to_vec(&RedactionBody {
+        target_seq: None,
+        target_body_sha256: None,
+        targets: rows
+            .iter()
+            .map(|(seq, sha)| Target {
+                seq: *seq as u64,
+                body_sha256: hex::encode(sha),
+            })
+            .collect(),
+        reason: reason.to_string(),
+        by: by.to_string(),
+        at: now,
+        fields: Vec::new(),
+        copy_sha256: None,
+        repository: None,
+    })
+    .expect("a redaction body serializes");
+    let entry = NewEntry {
+        log_name: log.to_string(),
+        kind: KIND_REDACTION.into(),
+        received_at: now,
+        delivery_id: format!(
+            "redaction:{log}:batch:{}",
+            hex::encode(&body_hash(&body)[..8])
+        ),
+        event: "redaction".into(),
+        hook_id: None,
+        installation_target_type: None,
+        installation_target_id: None,
+        signature: None,
+        body_sha256: body_hash(&body),
+        body: Bytes::from(body),
+        body_readable: true,
+    };
+    let (next, prev) = store::tail(&mut *tx, log_id).await?;
+    let entry_hash = entry.fields(next, prev).entry_hash();
+    store::insert_entries(
+        &mut *tx,
+        log_id,
+        &[PlacedEntry {
+            entry: &entry,
+            seq: next,
+            prev_hash: prev,
+            entry_hash,
+        }],
+    )
+    .await?;
+    for (seq, _) in &rows {
+        sqlx::query("SELECT verdict_redact_body($1, $2, NULL)")
+            .bind(log_id)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        blank_projections(&mut tx, log_id, *seq, None).await?;
+    }
+    tx.commit().await?;
+    Ok(rows.len())
 }
 
 /// One entry holding text a person wrote, and the fields that hold it.

@@ -165,10 +165,13 @@ impl Redactions {
             self.missing.insert(e.seq, e.body_sha256.clone());
         }
         if e.kind == super::entry::KIND_REDACTION
-            && let Some(target) = super::redaction::RedactionBody::parse(&e.body)
-            && let Some(sha) = super::entry::parse_hash(&target.target_body_sha256)
+            && let Some(redaction) = super::redaction::RedactionBody::parse(&e.body)
         {
-            self.named.insert((target.target_seq, sha.to_vec()));
+            for (seq, sha) in redaction.erased() {
+                if let Some(sha) = super::entry::parse_hash(&sha) {
+                    self.named.insert((seq, sha.to_vec()));
+                }
+            }
         }
     }
 

@@ -130,7 +130,9 @@ async fn redaction_note(
     let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
         "SELECT e.seq, e.body FROM log_entries e JOIN logs l ON l.id = e.log_id
           WHERE l.name = $1 AND e.kind = $2 AND e.body IS NOT NULL
-            AND convert_from(e.body, 'UTF8')::jsonb ->> 'target_seq' = $3::text
+            AND (convert_from(e.body, 'UTF8')::jsonb ->> 'target_seq' = $3::text
+                 OR (convert_from(e.body, 'UTF8')::jsonb -> 'targets')
+                    @> jsonb_build_array(jsonb_build_object('seq', $3::bigint)))
           ORDER BY e.seq LIMIT 1",
     )
     .bind(account)
@@ -213,7 +215,9 @@ pub async fn audience_of(
     let redaction: Option<Vec<u8>> = sqlx::query_scalar(
         "SELECT e.body FROM log_entries e JOIN logs l ON l.id = e.log_id
           WHERE l.name = $1 AND e.kind = $2 AND e.body IS NOT NULL
-            AND convert_from(e.body, 'UTF8')::jsonb ->> 'target_seq' = $3::text
+            AND (convert_from(e.body, 'UTF8')::jsonb ->> 'target_seq' = $3::text
+                 OR (convert_from(e.body, 'UTF8')::jsonb -> 'targets')
+                    @> jsonb_build_array(jsonb_build_object('seq', $3::bigint)))
           ORDER BY e.seq LIMIT 1",
     )
     .bind(account)

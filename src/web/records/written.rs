@@ -38,11 +38,19 @@ pub struct Written {
     pub redaction: Option<RedactionView>,
 }
 
+/// One erased entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct RedactionTarget {
+    pub seq: u64,
+    pub url: String,
+    pub body_sha256: String,
+}
+
 /// An erasure: which entry, who, why, what.
 #[derive(Debug, Clone, Serialize)]
 pub struct RedactionView {
-    pub target_url: String,
-    pub target_body_sha256: String,
+    /// Every entry erased (one, or a retention batch).
+    pub targets: Vec<RedactionTarget>,
     pub by: String,
     pub reason: String,
     pub at: DateTime<Utc>,
@@ -229,9 +237,16 @@ pub async fn read(
             let Some(r) = crate::log::redaction::RedactionBody::parse(body) else {
                 return Ok(None);
             };
+            let erased = r.erased();
             written.redaction = Some(RedactionView {
-                target_url: format!("/records/{account}/{}", r.target_seq),
-                target_body_sha256: r.target_body_sha256,
+                targets: erased
+                    .iter()
+                    .map(|(seq, sha)| RedactionTarget {
+                        url: format!("/records/{account}/{seq}"),
+                        seq: *seq,
+                        body_sha256: sha.clone(),
+                    })
+                    .collect(),
                 by: r.by,
                 reason: r.reason,
                 at: r.at,
