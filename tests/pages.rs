@@ -623,7 +623,10 @@ async fn the_openapi_document_describes_every_endpoint_and_its_answers() {
     ];
     server.checkpoint_at_least("acme", 17).await;
     let paths = doc["paths"].as_object().unwrap();
-    let post_examples = ["/api/findings/{account}/{seq}/acknowledgements"];
+    let post_examples = [
+        "/api/findings/{account}/{seq}/acknowledgements",
+        "/api/records/{account}/{seq}/redactions",
+    ];
     assert_eq!(
         paths.len(),
         examples.len() + text_examples.len() + post_examples.len(),

@@ -528,3 +528,67 @@ async fn retention_drops_due_bodies_on_schedule_and_keeps_decision_events() {
     assert!(ok, "{out}");
     assert!(out.contains("2 entries redacted"), "{out}");
 }
+
+#[tokio::test]
+async fn operators_redact_from_the_record_page_and_the_api() {
+    let db = TestDb::new().await;
+    let server = db.server(&[common::SECRET]).await;
+    server.deliver_story().await;
+    // Anonymous visitors see public repositories once the projections know them.
+    project_all(&db.app_pool().await).await;
+    // The form is on the page for operators only.
+    let page = server
+        .get("/records/acme/3", Some(common::ADMIN_TOKEN))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("action=\"/records/acme/3/redact\""), "{page}");
+    let anonymous = server
+        .get("/records/acme/3", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!anonymous.contains("/redact\""));
+    let url = format!("{}/api/records/acme/3/redactions", server.base);
+    let refused = server
+        .client
+        .post(&url)
+        .json(&serde_json::json!({"reason": "x", "by": "y"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let done = server
+        .client
+        .post(&url)
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&serde_json::json!({"reason": "token in a comment", "by": "Priya"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 201);
+    let receipt: Value = done.json().await.unwrap();
+    assert_eq!(receipt["target_seq"], 3);
+    let record: Value = server
+        .get("/api/records/acme/3", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(record["redaction"]["by"], "Priya", "{record}");
+    assert_eq!(record["redaction"]["reason"], "token in a comment");
+    // Twice is refused with the reason.
+    let again = server
+        .client
+        .post(&url)
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&serde_json::json!({"reason": "again", "by": "Priya"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 400);
+    assert!(again.text().await.unwrap().contains("already redacted"));
+    server.shutdown().await;
+}

@@ -149,6 +149,7 @@ fn viewer_routes<R: Registrar<WebState>>(r: R) -> R {
         .post("/findings/{account}/{seq}/acknowledge", pages::acknowledge)
         .get("/records/{account}/{seq}", records::page)
         .get("/records/{account}/{seq}/body", records::body)
+        .post("/records/{account}/{seq}/redact", records::redact_form)
         .get("/records/{account}/{seq}/proof", proofs::record_proof_file)
         .get("/{owner}", accounts::account_page)
         .get("/{owner}/features/{feature}", pages::account_feature)
@@ -176,6 +177,10 @@ fn viewer_routes<R: Registrar<WebState>>(r: R) -> R {
         .get("/api/logs/{account}/proof/inclusion", proofs::inclusion)
         .get("/api/logs/{account}/proof/consistency", proofs::consistency)
         .get("/api/records/{account}/{seq}", records::api)
+        .post(
+            "/api/records/{account}/{seq}/redactions",
+            records::redact_api,
+        )
         .get("/api/{owner}", accounts::account_api)
         .get("/api/{owner}/features/{feature}", api::account_feature)
         .get("/api/{owner}/{repo}", api::repository)

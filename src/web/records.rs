@@ -391,3 +391,105 @@ pub async fn record(
             .map(|(proof, _)| proof),
     })
 }
+
+/// What the redaction form and API send.
+#[derive(Debug, serde::Deserialize)]
+pub struct RedactRequest {
+    pub reason: String,
+    /// Who asks for it; defaults to the operator's GitHub login.
+    #[serde(default)]
+    pub by: Option<String>,
+    /// Dotted JSON fields, comma-separated; empty: the whole body.
+    #[serde(default)]
+    pub fields: Option<String>,
+}
+
+/// Redacts entry `seq` of `account` for an operator (the record page's form and the API).
+async fn redact_for(
+    s: &WebState,
+    viewer: &Viewer,
+    account: &str,
+    seq: &str,
+    request: RedactRequest,
+) -> Result<crate::log::redaction::Receipt, WebError> {
+    if !viewer.is_operator() {
+        return Err(WebError::Forbidden(
+            "erasing a body is for operators: sign in at /operator, as an operator login, or \
+             send VERDICT_ADMIN_TOKEN as a bearer token"
+                .into(),
+        ));
+    }
+    let (_, seq) = parse_seq(seq)?;
+    let mut conn = s.pool.acquire().await?;
+    visible_entry(&mut conn, &s.pool, account, seq as i64, viewer).await?;
+    drop(conn);
+    let by = match (request.by.as_deref().map(str::trim), viewer.login()) {
+        (Some(by), _) if !by.is_empty() => by.to_string(),
+        (_, Some(login)) => format!("@{login}"),
+        _ => {
+            return Err(WebError::BadRequest(
+                "say who asks for the redaction: `by` (a name, 1 to 100 characters)".into(),
+            ));
+        }
+    };
+    let fields: Vec<String> = request
+        .fields
+        .unwrap_or_default()
+        .split(',')
+        .map(|f| f.trim().to_string())
+        .filter(|f| !f.is_empty())
+        .collect();
+    use crate::log::redaction::{RedactionError, Request, redact};
+    redact(
+        &s.pool,
+        &Request {
+            log: account.to_string(),
+            seq,
+            reason: request.reason,
+            by,
+            fields,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        RedactionError::Database(db) => WebError::Database(db),
+        other => WebError::BadRequest(other.to_string()),
+    })
+}
+
+/// `POST /records/{account}/{seq}/redact`: the record page's form (operators only; the
+/// access middleware checked its CSRF token and origin).
+pub async fn redact_form(
+    State(s): State<WebState>,
+    viewer: Viewer,
+    Path((account, seq)): Path<(String, String)>,
+    axum::Form(request): axum::Form<RedactRequest>,
+) -> Response {
+    match redact_for(&s, &viewer, &account, &seq, request).await {
+        Ok(r) => axum::response::Redirect::to(&format!("/records/{}/{}", r.log, r.target_seq))
+            .into_response(),
+        Err(err) => super::pages::error_page(&viewer, err),
+    }
+}
+
+/// `POST /api/records/{account}/{seq}/redactions`.
+pub async fn redact_api(
+    State(s): State<WebState>,
+    viewer: Viewer,
+    Path((account, seq)): Path<(String, String)>,
+    body: Result<axum::Json<RedactRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let result = async {
+        let axum::Json(request) = body.map_err(|e| {
+            WebError::BadRequest(format!(
+                "send JSON like {{\"reason\": \"why\", \"by\": \"who\", \"fields\": \"review.body\"}} ({e})"
+            ))
+        })?;
+        redact_for(&s, &viewer, &account, &seq, request).await
+    }
+    .await;
+    match result {
+        Ok(r) => (StatusCode::CREATED, axum::Json(r)).into_response(),
+        Err(err) => super::api::error(err),
+    }
+}

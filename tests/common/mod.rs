@@ -486,11 +486,20 @@ pub async fn judged_story_server() -> (TestDb, TestServer) {
     let pool = db.app_pool().await;
     for _ in 0..200 {
         project_all(&pool).await;
-        let found: i64 = sqlx::query_scalar("SELECT count(*) FROM findings")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        if found >= 3 {
+        // The story's three findings, and the judge done: nothing pending, every entry
+        // (its own findings and any withdrawal included) read and projected.
+        let (found, pending, unjudged): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM findings WHERE withdrawn_seq IS NULL),
+                    (SELECT count(*) FROM judge_pending),
+                    (SELECT coalesce(sum(s.size - coalesce(j.next_seq, 0)), 0)::bigint
+                       FROM (SELECT log_id, max(seq) + 1 AS size FROM log_entries GROUP BY log_id) s
+                       LEFT JOIN judge_cursors j ON j.log_id = s.log_id)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if found >= 3 && pending == 0 && unjudged == 0 {
+            project_all(&pool).await;
             return (db, server);
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
