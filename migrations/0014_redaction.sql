@@ -103,11 +103,17 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     target_sha bytea;
+    erased boolean;
 BEGIN
-    SELECT body_sha256 INTO target_sha FROM log_entries
-     WHERE log_id = p_log_id AND seq = p_seq AND body IS NOT NULL;
+    SELECT body_sha256, body IS NULL INTO target_sha, erased FROM log_entries
+     WHERE log_id = p_log_id AND seq = p_seq;
     IF target_sha IS NULL THEN
-        RAISE EXCEPTION 'entry % of log % has no body to redact (already redacted?)', p_seq, p_log_id;
+        RAISE EXCEPTION 'log % has no entry %', p_log_id, p_seq;
+    END IF;
+    -- An erased body can only have its redacted copy redacted further (or removed).
+    IF erased AND NOT EXISTS (SELECT 1 FROM redacted_copies
+                               WHERE log_id = p_log_id AND seq = p_seq) THEN
+        RAISE EXCEPTION 'entry % of log % is already redacted', p_seq, p_log_id;
     END IF;
     IF NOT verdict_redaction_in_this_transaction(
            p_log_id, p_seq, target_sha,
@@ -116,7 +122,9 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     PERFORM set_config('verdict.redacting', p_log_id || ':' || p_seq, true);
-    UPDATE log_entries SET body = NULL WHERE log_id = p_log_id AND seq = p_seq;
+    IF NOT erased THEN
+        UPDATE log_entries SET body = NULL WHERE log_id = p_log_id AND seq = p_seq;
+    END IF;
     DELETE FROM redacted_copies WHERE log_id = p_log_id AND seq = p_seq;
     PERFORM set_config('verdict.redacting', '', true);
     IF p_copy IS NOT NULL THEN

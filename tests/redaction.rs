@@ -433,6 +433,28 @@ async fn a_deletion_request_redacts_everything_a_person_wrote_after_showing_the_
             .await
             .is_empty()
     );
+    // The author of PR 42 asks too: their description leaves every delivery that carried it
+    // and the pull request's projected description.
+    let description = b"Adds the saved-card payment form.";
+    assert!(
+        everywhere(&admin, description)
+            .await
+            .contains(&"pull_requests.body".to_string())
+    );
+    let (ok, out) = verdict_cli(
+        &[
+            "redact",
+            "--user",
+            "dev-lena",
+            "--reason",
+            "request #2",
+            "--by",
+            "Priya",
+        ],
+        &[("DATABASE_URL", &db.url)],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(everywhere(&admin, description).await, Vec::<String>::new());
     let dir = tempfile::tempdir().unwrap();
     let signing = dir.path().join("signing.key");
     std::fs::write(&signing, db.signer.to_key_text()).unwrap();
@@ -447,7 +469,15 @@ async fn a_deletion_request_redacts_everything_a_person_wrote_after_showing_the_
         &[("DATABASE_URL", &db.url)],
     );
     assert!(ok, "{out}");
-    assert!(out.contains(&format!("{} entr", plan.len())), "{out}");
+    let erased: i64 = sqlx::query_scalar("SELECT count(*) FROM log_entries WHERE body IS NULL")
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert!(erased >= plan.len() as i64);
+    assert!(
+        out.contains(&format!("{erased} entries redacted (body hash kept)")),
+        "{out}"
+    );
 }
 
 #[tokio::test]

@@ -58,8 +58,9 @@ fn repository_of(entry: &store::StoredEntry) -> Option<String> {
             .as_deref()
             .and_then(|url| crate::projections::api::repo_and_number(url).0);
     }
-    let value: Value = serde_json::from_slice(&entry.body).ok().or_else(|| {
-        let (_, payload) = form_urlencoded::parse(&entry.body).find(|(k, _)| k == "payload")?;
+    let body = entry.readable_body()?;
+    let value: Value = serde_json::from_slice(body).ok().or_else(|| {
+        let (_, payload) = form_urlencoded::parse(body).find(|(k, _)| k == "payload")?;
         serde_json::from_str(&payload).ok()
     })?;
     value
@@ -203,16 +204,19 @@ pub async fn redact(pool: &PgPool, request: &Request) -> Result<Receipt, Redacti
     if target.kind == KIND_REDACTION {
         return Err(RedactionError::RedactionEntry { log, seq });
     }
-    if target.redacted {
-        return Err(RedactionError::Already { log, seq });
-    }
+    // An erased body leaves only its redacted copy to redact further (or to remove).
+    let current: &[u8] = match (&target.copy, target.redacted) {
+        (_, false) => &target.body,
+        (Some(copy), true) => copy,
+        (None, true) => return Err(RedactionError::Already { log, seq }),
+    };
     let copy = if request.fields.is_empty() {
         None
     } else {
-        if serde_json::from_slice::<serde::de::IgnoredAny>(&target.body).is_err() {
+        if serde_json::from_slice::<serde::de::IgnoredAny>(current).is_err() {
             return Err(RedactionError::NotJson { log, seq });
         }
-        Some(redacted_copy(&target.body, &request.fields).ok_or_else(|| {
+        Some(redacted_copy(current, &request.fields).ok_or_else(|| {
             RedactionError::NoSuchField {
                 log: log.clone(),
                 seq,
@@ -270,6 +274,8 @@ pub async fn redact(pool: &PgPool, request: &Request) -> Result<Receipt, Redacti
         .execute(&mut *tx)
         .await?;
     blank_projections(&mut tx, log_id, seq as i64, copy.as_deref()).await?;
+    let texts = erased_texts(current, &request.fields);
+    blank_description(&mut tx, &target, current, &texts).await?;
     tx.commit().await?;
     Ok(Receipt {
         log,
@@ -417,10 +423,15 @@ pub async fn plan_for_user(
     pool: &PgPool,
     login: &str,
 ) -> Result<Vec<PlannedRedaction>, RedactionError> {
+    // Bodies, and the redacted copies of bodies already erased in part.
     let rows: Vec<(String, i64, String, String, Vec<u8>)> = sqlx::query_as(
-        "SELECT l.name, e.seq, e.kind, e.event, e.body FROM log_entries e JOIN logs l ON l.id = e.log_id
-          WHERE e.body IS NOT NULL AND e.kind IN ('github-delivery', 'github-api')
-            AND (position($1::bytea in e.body) > 0 OR position($2::bytea in e.body) > 0)
+        "SELECT l.name, e.seq, e.kind, e.event, coalesce(e.body, c.body) AS body
+           FROM log_entries e JOIN logs l ON l.id = e.log_id
+           LEFT JOIN redacted_copies c ON c.log_id = e.log_id AND c.seq = e.seq
+          WHERE coalesce(e.body, c.body) IS NOT NULL
+            AND e.kind IN ('github-delivery', 'github-api')
+            AND (position($1::bytea in coalesce(e.body, c.body)) > 0
+                 OR position($2::bytea in coalesce(e.body, c.body)) > 0)
           ORDER BY l.name, e.seq",
     )
     .bind(login.as_bytes())
@@ -439,6 +450,69 @@ pub async fn plan_for_user(
             })
         })
         .collect())
+}
+
+/// Where free text sits in GitHub's payloads (and API objects): what a whole-body redaction
+/// blanks wherever projections copied it.
+const TEXT_FIELDS: &[&str] = &[
+    "comment.body",
+    "review.body",
+    "pull_request.body",
+    "issue.body",
+    "body",
+];
+
+/// The texts erased from `body`: those at `fields`, or every known free-text field.
+fn erased_texts(body: &[u8], fields: &[String]) -> Vec<String> {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let paths: Vec<String> = if fields.is_empty() {
+        TEXT_FIELDS.iter().map(|f| f.to_string()).collect()
+    } else {
+        fields.to_vec()
+    };
+    paths
+        .iter()
+        .filter_map(|p| {
+            let pointer = format!("/{}", p.replace('.', "/"));
+            value
+                .pointer(&pointer)
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty() && *t != REDACTED)
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// Blanks the pull request's description where the projection copied it from the erased
+/// body (the same pull request only: the same words elsewhere are someone else's).
+async fn blank_description(
+    tx: &mut sqlx::PgConnection,
+    target: &store::StoredEntry,
+    current: &[u8],
+    texts: &[String],
+) -> sqlx::Result<()> {
+    let value: Value = serde_json::from_slice(current).unwrap_or_default();
+    let Some(repo) = repository_of(target) else {
+        return Ok(());
+    };
+    let number = ["/pull_request/number", "/issue/number", "/number"]
+        .iter()
+        .find_map(|p| value.pointer(p).and_then(Value::as_i64));
+    let (Some(number), false) = (number, texts.is_empty()) else {
+        return Ok(());
+    };
+    sqlx::query(
+        "UPDATE pull_requests SET body = $4 WHERE repo = $1 AND number = $2 AND body = ANY($3)",
+    )
+    .bind(repo)
+    .bind(number)
+    .bind(texts)
+    .bind(REDACTED)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// What the projections derived from the erased body goes with it: a whole-body redaction
