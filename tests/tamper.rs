@@ -145,13 +145,12 @@ async fn a_rewritten_hash_is_caught() {
 async fn a_truncated_tail_is_caught_by_the_checkpoint_that_covered_it() {
     let (db, _key) = log_of_eight().await;
     tamper(&db, "DELETE FROM log_entries WHERE seq >= 5").await;
-    assert_eq!(
-        problem(&db, None).await,
-        Problem::CheckpointBeyondLog {
-            size: 8,
-            log_size: 5
-        }
-    );
+    // The smallest checkpoint beyond the log names it: the one of size 8, or one the signer
+    // made between deliveries (6 or 7) when they came slowly.
+    match problem(&db, None).await {
+        Problem::CheckpointBeyondLog { size, log_size: 5 } if (6..=8).contains(&size) => {}
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
