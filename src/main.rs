@@ -105,6 +105,11 @@ struct RedactArgs {
     /// redacted copy keeps the rest readable. Default: the whole body.
     #[arg(long, value_delimiter = ',')]
     fields: Vec<String>,
+    /// Whole body only: also erase the decision records derived from the entry. By default
+    /// its skeleton stays (identities, states, times, names; every text `[redacted]`), so
+    /// the history of who decided what survives.
+    #[arg(long, conflicts_with_all = ["fields", "user"])]
+    erase_records: bool,
 }
 
 #[derive(Args)]
@@ -854,6 +859,7 @@ async fn redact_user(
                 reason: args.reason.clone(),
                 by: args.by.clone(),
                 fields: p.fields.clone(),
+                keep_records: true,
             },
         )
         .await
@@ -886,6 +892,7 @@ async fn redact(args: RedactArgs) -> anyhow::Result<ExitCode> {
             reason: args.reason,
             by: args.by,
             fields: args.fields.iter().map(|f| f.trim().to_string()).collect(),
+            keep_records: !args.erase_records,
         },
     )
     .await;
@@ -896,6 +903,12 @@ async fn redact(args: RedactArgs) -> anyhow::Result<ExitCode> {
             "redacted entry {} of log {}: its body is erased, its hashes kept; recorded as entry {}",
             receipt.target_seq, receipt.log, receipt.redaction_seq
         );
+        if receipt.copy_kept {
+            println!(
+                "its skeleton stays (identities, states, times, names; every text [redacted]), so \
+                 the decision records derived from it remain; --erase-records removes them too"
+            );
+        }
     } else {
         println!(
             "redacted {} of entry {} of log {}: a redacted copy is kept, its hash in entry {}",

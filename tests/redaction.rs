@@ -54,6 +54,39 @@ async fn everywhere(pool: &PgPool, needle: &[u8]) -> Vec<String> {
     found
 }
 
+/// A decision record as the projections hold it.
+#[derive(Debug, PartialEq, sqlx::FromRow)]
+struct Record {
+    ordinal: i32,
+    kind: String,
+    actor: Option<String>,
+    occurred_at: chrono::DateTime<chrono::Utc>,
+    commit_sha: Option<String>,
+    pr_number: Option<i64>,
+    body: Option<String>,
+    details: String,
+}
+
+/// The decision records entry `seq` of acme derived.
+async fn records_of(pool: &PgPool, seq: i64) -> Vec<Record> {
+    records_in(pool, "acme", seq).await
+}
+
+/// The decision records entry `seq` of `log` derived.
+async fn records_in(pool: &PgPool, log: &str, seq: i64) -> Vec<Record> {
+    sqlx::query_as(
+        "SELECT d.ordinal, d.kind, d.actor, d.occurred_at, d.commit_sha, d.pr_number, d.body,
+                d.details::text AS details
+           FROM decisions d JOIN logs l ON l.id = d.log_id
+          WHERE l.name = $2 AND d.seq = $1 ORDER BY d.ordinal",
+    )
+    .bind(seq)
+    .bind(log)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
 fn redact(db: &TestDb, args: &[&str]) -> (bool, String) {
     let mut all = vec!["redact", "--log", "acme", "--by", "Priya (privacy officer)"];
     all.extend_from_slice(args);
@@ -80,6 +113,13 @@ async fn a_redacted_body_is_gone_from_the_database_and_every_proof_still_verifie
         .await;
     std::fs::write(&proof, r.bytes().await.unwrap()).unwrap();
     let key = server.signer.verifier_key("acme");
+    let before = records_of(&admin, seq).await;
+    assert!(
+        before
+            .iter()
+            .any(|r| r.body.as_deref().is_some_and(|b| b.contains(marker))),
+        "{before:?}"
+    );
 
     let (ok, out) = redact(
         &db,
@@ -92,6 +132,25 @@ async fn a_redacted_body_is_gone_from_the_database_and_every_proof_still_verifie
     );
     assert!(ok, "{out}");
     assert!(out.contains("recorded as entry 17"), "{out}");
+    assert!(out.contains("its skeleton stays"), "{out}");
+    // The decision records stay: who did what, when, on which commit; their texts redacted.
+    let after = records_of(&admin, seq).await;
+    assert_eq!(after.len(), before.len());
+    for (a, b) in after.iter().zip(&before) {
+        assert_eq!(
+            (&a.kind, &a.actor, a.occurred_at, &a.commit_sha, a.pr_number),
+            (&b.kind, &b.actor, b.occurred_at, &b.commit_sha, b.pr_number)
+        );
+        assert_eq!(
+            a.body.as_deref(),
+            b.body.as_ref().map(|_| "[redacted]"),
+            "{a:?}"
+        );
+    }
+    // A rebuild from the log (through the skeleton) derives exactly the same records.
+    let (ok, out) = verdict_cli(&["reproject"], &[("DATABASE_URL", &db.url)]);
+    assert!(ok, "{out}");
+    assert_eq!(records_of(&admin, seq).await, after);
     // The bytes are nowhere: not the body, not its text in any projection.
     assert_eq!(everywhere(&admin, &body).await, Vec::<String>::new());
     assert_eq!(
@@ -189,6 +248,10 @@ async fn a_redacted_body_is_gone_from_the_database_and_every_proof_still_verifie
             .unwrap(),
     );
     assert!(page.contains("id=\"redacted\""), "{page}");
+    assert!(
+        page.contains("What is shown is its <b>skeleton</b>"),
+        "{page}"
+    );
     assert!(page.contains("by Priya (privacy officer): card details pasted into a review"));
     assert!(page.contains("href=\"/records/acme/17\">the redaction entry</a>"));
     assert_eq!(
@@ -213,6 +276,51 @@ async fn a_redacted_body_is_gone_from_the_database_and_every_proof_still_verifie
     assert!(!ok && out.contains("already redacted"), "{out}");
     let (ok, out) = redact(&db, &["--seq", "17", "--reason", "hide it"]);
     assert!(!ok && out.contains("never erased"), "{out}");
+    // --erase-records removes the skeleton and the records with it, on the record again.
+    let (ok, out) = redact(
+        &db,
+        &[
+            "--seq",
+            &seq.to_string(),
+            "--reason",
+            "the reviewer's name must go too",
+            "--erase-records",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(records_of(&admin, seq).await, Vec::<Record>::new());
+    let copies: i64 = sqlx::query_scalar("SELECT count(*) FROM redacted_copies")
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert_eq!(copies, 0);
+    let (ok, out) = verdict_cli(&["reproject"], &[("DATABASE_URL", &db.url)]);
+    assert!(ok, "{out}");
+    assert_eq!(records_of(&admin, seq).await, Vec::<Record>::new());
+    let page = server
+        .get(&format!("/records/acme/{seq}"), None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("name must go too"), "{page}");
+    assert!(
+        page.contains("with them the decision records derived from it"),
+        "{page}"
+    );
+    let (ok, out) = verdict_cli(
+        &[
+            "verify",
+            "--log",
+            "acme",
+            "--signing-key",
+            signing.to_str().unwrap(),
+        ],
+        &[("DATABASE_URL", &db.url)],
+    );
+    assert!(ok && out.contains("1 entry redacted"), "{out}");
+    let (ok, out) = redact(&db, &["--seq", &seq.to_string(), "--reason", "thrice"]);
+    assert!(!ok && out.contains("already redacted"), "{out}");
     server.shutdown().await;
 }
 
@@ -301,6 +409,37 @@ async fn a_partial_redaction_keeps_a_redacted_copy_that_pages_and_rebuilds_read(
         &[("DATABASE_URL", &db.url)],
     );
     assert!(ok && out.contains("1 entry redacted"), "{out}");
+    // A copy changed outside the redaction path (the words put back) is caught.
+    let mut conn = admin.acquire().await.unwrap();
+    for sql in [
+        "ALTER TABLE redacted_copies DISABLE TRIGGER redacted_copies_guard",
+        "UPDATE redacted_copies SET body = convert_to(replace(convert_from(body, 'UTF8'), \
+         '[redacted]', 'the words again'), 'UTF8')",
+        "ALTER TABLE redacted_copies ENABLE TRIGGER redacted_copies_guard",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+    let (ok, out) = verdict_cli(
+        &[
+            "verify",
+            "--log",
+            "acme",
+            "--signing-key",
+            signing.to_str().unwrap(),
+        ],
+        &[("DATABASE_URL", &db.url)],
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "entry {seq}: the redacted copy kept in place of its body is not the one"
+        )),
+        "{out}"
+    );
     // Unknown fields erase nothing and are refused.
     let (ok, out) = redact(
         &db,
@@ -537,17 +676,111 @@ async fn retention_drops_due_bodies_on_schedule_and_keeps_decision_events() {
     .await
     .unwrap();
     assert_eq!(kept, 1);
-    // One redaction entry per batch, naming both; verify accepts exactly that.
+    // One redaction entry per batch, naming what that run erased (both stars, unless a run
+    // fell between the deliveries); verify accepts exactly that.
     let batches: Vec<Vec<u8>> =
         sqlx::query_scalar("SELECT body FROM log_entries WHERE kind = 'verdict-redaction'")
             .fetch_all(&admin)
             .await
             .unwrap();
-    assert_eq!(batches.len(), 1);
-    let batch: Value = serde_json::from_slice(&batches[0]).unwrap();
-    assert_eq!(batch["targets"].as_array().unwrap().len(), 2);
-    assert!(batch["reason"].as_str().unwrap().starts_with("retention"));
+    assert!((1..=2).contains(&batches.len()), "{}", batches.len());
+    let mut named = 0;
+    for batch in &batches {
+        let batch: Value = serde_json::from_slice(batch).unwrap();
+        named += batch["targets"].as_array().unwrap().len();
+        assert!(batch["reason"].as_str().unwrap().starts_with("retention"));
+    }
+    assert_eq!(named, 2);
     server.shutdown().await;
+    let dir = tempfile::tempdir().unwrap();
+    let signing = dir.path().join("signing.key");
+    std::fs::write(&signing, db.signer.to_key_text()).unwrap();
+    let (ok, out) = verdict_cli(
+        &["verify", "--signing-key", signing.to_str().unwrap()],
+        &[("DATABASE_URL", &db.url)],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("2 entries redacted"), "{out}");
+}
+
+#[tokio::test]
+async fn retention_of_decision_events_keeps_their_records_through_skeletons() {
+    let rules = verdict::feedback::config::RuleConfig::parse(
+        "[retention]\nafter_days = 0\nevents = [\"pull_request_review\", \"star\"]\n\
+         drop_decision_events = true\nevery_seconds = 1\n",
+    )
+    .unwrap();
+    let db = TestDb::new().await;
+    let server = db
+        .start(common::ServerOptions {
+            feedback: verdict::feedback::FeedbackConfig {
+                rules,
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .await;
+    let mut review: Value =
+        serde_json::from_slice(&common::fixture("pull_request_review/submitted.1.json")).unwrap();
+    let words = "Looks fine, but my phone number is 555-0199";
+    review["review"]["body"] = Value::from(words);
+    let review = serde_json::to_vec(&review).unwrap();
+    for (event, id, body) in [
+        ("pull_request_review", "review", review.clone()),
+        ("star", "star", common::fixture("star/created.1.json")),
+    ] {
+        let r = server.deliver(event, id, &body).await;
+        assert_eq!(r.status(), 201, "{event}");
+    }
+    let admin = db.admin_pool().await;
+    let mut erased = 0;
+    for _ in 0..100 {
+        erased =
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM log_entries WHERE body IS NULL")
+                .fetch_one(&admin)
+                .await
+                .unwrap();
+        if erased == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(erased, 2);
+    server.shutdown().await;
+    assert_eq!(
+        everywhere(&admin, words.as_bytes()).await,
+        Vec::<String>::new()
+    );
+    // The review's record stays (its words redacted); the star, which derived nothing, keeps
+    // no skeleton.
+    let batches: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT body FROM log_entries WHERE kind = 'verdict-redaction'")
+            .fetch_all(&admin)
+            .await
+            .unwrap();
+    let mut kept: Vec<(u64, bool)> = Vec::new();
+    for batch in &batches {
+        let batch: Value = serde_json::from_slice(batch).unwrap();
+        for t in batch["targets"].as_array().unwrap() {
+            kept.push((t["seq"].as_u64().unwrap(), t["copy_sha256"].is_string()));
+        }
+    }
+    kept.sort();
+    assert_eq!(kept, [(0, true), (1, false)]);
+    let log: String = sqlx::query_scalar(
+        "SELECT l.name FROM logs l JOIN log_entries e ON e.log_id = l.id
+          WHERE e.event = 'pull_request_review'",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    let records = records_in(&admin, &log, 0).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].actor.as_deref(), Some("Codertocat"));
+    assert_eq!(records[0].body.as_deref(), Some("[redacted]"));
+    let (ok, out) = verdict_cli(&["reproject"], &[("DATABASE_URL", &db.url)]);
+    assert!(ok, "{out}");
+    assert_eq!(records_in(&admin, &log, 0).await, records);
     let dir = tempfile::tempdir().unwrap();
     let signing = dir.path().join("signing.key");
     std::fs::write(&signing, db.signer.to_key_text()).unwrap();
@@ -590,6 +823,20 @@ async fn operators_redact_from_the_record_page_and_the_api() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 403);
+    // Erasing the records goes with the whole body only.
+    let mixed = server
+        .client
+        .post(&url)
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(
+            &serde_json::json!({"reason": "x", "by": "y", "fields": "comment.body",
+            "erase_records": true}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mixed.status(), 400);
+    assert!(mixed.text().await.unwrap().contains("whole body"));
     let done = server
         .client
         .post(&url)
@@ -621,4 +868,96 @@ async fn operators_redact_from_the_record_page_and_the_api() {
     assert_eq!(again.status(), 400);
     assert!(again.text().await.unwrap().contains("already redacted"));
     server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_acknowledgement_note_is_redacted_and_the_acknowledgement_stays() {
+    let (db, server) = common::judged_story_server().await;
+    let open: Value = server
+        .get("/api/findings?acknowledged=no", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let finding = open["findings"][0]["record_url"].as_str().unwrap();
+    let note = "accepted; call Dana on 555-0142 about it";
+    let created = server
+        .client
+        .post(format!(
+            "{}/api{}/acknowledgements",
+            server.base,
+            finding.replace("/records/", "/findings/")
+        ))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&serde_json::json!({"by": "Priya", "note": note}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let receipt: Value = created.json().await.unwrap();
+    let ack_seq = receipt["record_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let admin = db.admin_pool().await;
+    let acks = |pool: PgPool| async move {
+        for _ in 0..100 {
+            let rows: Vec<(String, String)> =
+                sqlx::query_as("SELECT by_name, note FROM finding_acks ORDER BY seq")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            if !rows.is_empty() {
+                return rows;
+            }
+            project_all(&pool).await;
+        }
+        panic!("the acknowledgement was never projected");
+    };
+    assert_eq!(
+        acks(admin.clone()).await,
+        [("Priya".to_string(), note.to_string())]
+    );
+    // Findings and other entries verdict derives are not erased: their sources are.
+    let finding_seq = finding.rsplit('/').next().unwrap();
+    let (ok, out) = redact(&db, &["--seq", finding_seq, "--reason", "x"]);
+    assert!(
+        !ok && out.contains("verdict derived from other entries"),
+        "{out}"
+    );
+
+    // A deletion request for the person who acknowledged finds the note.
+    let (ok, out) = verdict_cli(
+        &[
+            "redact",
+            "--user",
+            "priya",
+            "--dry-run",
+            "--reason",
+            "x",
+            "--by",
+            "y",
+        ],
+        &[("DATABASE_URL", &db.url)],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("acme/{ack_seq} ")) && out.contains("note"),
+        "{out}"
+    );
+    let (ok, out) = redact(&db, &["--seq", &ack_seq, "--reason", "a phone number"]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        everywhere(&admin, note.as_bytes()).await,
+        Vec::<String>::new()
+    );
+    let expected = [("Priya".to_string(), "[redacted]".to_string())];
+    assert_eq!(acks(admin.clone()).await, expected);
+    server.shutdown().await;
+    let (ok, out) = verdict_cli(&["reproject"], &[("DATABASE_URL", &db.url)]);
+    assert!(ok, "{out}");
+    assert_eq!(acks(admin.clone()).await, expected);
 }

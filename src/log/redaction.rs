@@ -16,6 +16,15 @@ use super::store::{self, NewEntry, PlacedEntry};
 /// What replaces a redacted text.
 pub const REDACTED: &str = "[redacted]";
 
+/// The kinds of entry whose bodies may be erased: what GitHub sent, and acknowledgements
+/// (their notes are a person's words). verdict's other entries (findings, withdrawals,
+/// reconciliations, key rotations) are derived from those and say nothing new of anyone.
+const REDACTABLE: &[&str] = &[
+    super::entry::KIND_GITHUB_DELIVERY,
+    super::entry::KIND_GITHUB_API,
+    super::entry::KIND_ACK,
+];
+
 /// The JSON body of a `verdict-redaction` entry (docs/log-format.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedactionBody {
@@ -58,12 +67,7 @@ fn repository_of(entry: &store::StoredEntry) -> Option<String> {
             .as_deref()
             .and_then(|url| crate::projections::api::repo_and_number(url).0);
     }
-    let body = entry.readable_body()?;
-    let value: Value = serde_json::from_slice(body).ok().or_else(|| {
-        let (_, payload) = form_urlencoded::parse(body).find(|(k, _)| k == "payload")?;
-        serde_json::from_str(&payload).ok()
-    })?;
-    value
+    json_of(entry.readable_body()?)?
         .pointer("/repository/full_name")
         .and_then(Value::as_str)
         .map(str::to_string)
@@ -75,6 +79,9 @@ pub struct Target {
     pub seq: u64,
     /// Hex SHA-256 of its body.
     pub body_sha256: String,
+    /// Hex SHA-256 of the skeleton kept in its place, when it carried decision records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_sha256: Option<String>,
 }
 
 impl RedactionBody {
@@ -94,6 +101,19 @@ impl RedactionBody {
         }
         out
     }
+
+    /// Every (seq, hex SHA-256 of the copy kept in its place, if any) this entry erases.
+    pub fn copies(&self) -> Vec<(u64, Option<String>)> {
+        let mut out: Vec<(u64, Option<String>)> = self
+            .targets
+            .iter()
+            .map(|t| (t.seq, t.copy_sha256.clone()))
+            .collect();
+        if let Some(seq) = self.target_seq {
+            out.push((seq, self.copy_sha256.clone()));
+        }
+        out
+    }
 }
 
 /// What to erase.
@@ -105,6 +125,10 @@ pub struct Request {
     pub by: String,
     /// Dotted paths of JSON fields to replace (`review.body`); empty: the whole body.
     pub fields: Vec<String>,
+    /// For a whole-body redaction: keep the entry's [`skeleton`], so the decision records
+    /// derived from it stay (who did what, when) with every text `[redacted]`. `false` erases
+    /// those records too.
+    pub keep_records: bool,
 }
 
 /// A redaction done.
@@ -116,6 +140,8 @@ pub struct Receipt {
     pub redaction_seq: u64,
     /// Fields replaced, when not the whole body.
     pub fields: Vec<String>,
+    /// Whether a copy (redacted fields, or the skeleton) stays in the body's place.
+    pub copy_kept: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +166,11 @@ pub enum RedactionError {
         seq: u64,
         fields: Vec<String>,
     },
+    #[error(
+        "entry {seq} of {log:?} is a {kind} entry verdict derived from other entries: redact \
+         those entries, and `verdict reproject` derives it again"
+    )]
+    Derived { log: String, seq: u64, kind: String },
     #[error("say why and who: --reason and --by must not be empty")]
     Unexplained,
     #[error(transparent)]
@@ -176,6 +207,83 @@ pub fn redacted_copy(body: &[u8], fields: &[String]) -> Option<Vec<u8>> {
     (replaced > 0).then(|| serde_json::to_vec(&value).unwrap_or_default())
 }
 
+/// Strings a [`skeleton`] keeps besides times (`*_at`): names of things, identities, states
+/// and references, what decision records are made of. Every other string is prose someone
+/// wrote (bodies, descriptions, messages, e-mail addresses) and becomes [`REDACTED`].
+const SKELETON_KEEPS: &[&str] = &[
+    "action",
+    "after",
+    "author_association",
+    "base_ref",
+    "before",
+    "by",
+    "color",
+    "commit_id",
+    "conclusion",
+    "context",
+    "decision",
+    "default_branch",
+    "event",
+    "full_name",
+    "head_sha",
+    "html_url",
+    "key",
+    "label",
+    "login",
+    "merge_commit_sha",
+    "mergeable_state",
+    "name",
+    "node_id",
+    "path",
+    "ref",
+    "sha",
+    "slug",
+    "state",
+    "status",
+    "title",
+    "type",
+    "via",
+    "visibility",
+];
+
+fn blank_prose(value: &mut Value, key: &str) {
+    match value {
+        Value::String(text) => {
+            let kept = key.ends_with("_at") || SKELETON_KEEPS.contains(&key);
+            if !kept && !text.is_empty() {
+                *text = REDACTED.into();
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| blank_prose(v, key)),
+        Value::Object(members) => {
+            // A git identity ({name, email}): its name is a person's, not a thing's.
+            let identity = members.contains_key("email");
+            for (k, v) in members.iter_mut() {
+                blank_prose(v, if identity && k == "name" { "" } else { k });
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The JSON of a body: JSON itself, or the `payload` of GitHub's form encoding.
+fn json_of(body: &[u8]) -> Option<Value> {
+    serde_json::from_slice(body).ok().or_else(|| {
+        let (_, payload) = form_urlencoded::parse(body).find(|(k, _)| k == "payload")?;
+        serde_json::from_str(&payload).ok()
+    })
+}
+
+/// What a whole-body redaction keeps in the body's place so the decision records derived
+/// from it survive, in pages and in rebuilds alike: the JSON without API links, every number,
+/// flag and structure kept, the strings [`SKELETON_KEEPS`] names kept, and every other string
+/// (the texts people wrote) replaced by [`REDACTED`]. `None` for a body that is not JSON.
+pub fn skeleton(body: &[u8]) -> Option<Vec<u8>> {
+    let mut value = crate::projections::payload::prune(&json_of(body)?);
+    blank_prose(&mut value, "");
+    serde_json::to_vec(&value).ok()
+}
+
 /// Erases entry `request.seq`'s body (or the named fields of it): appends the redaction entry
 /// and erases in one transaction, and blanks what projections derived from it. Returns once
 /// durable.
@@ -194,6 +302,7 @@ pub async fn redact(pool: &PgPool, request: &Request) -> Result<Receipt, Redacti
             seq,
         })?;
     store::lock_log(&mut *tx, log_id).await?;
+    crate::projections::projector::hold_projector(&mut tx, log_id).await?;
     let target =
         store::entry_at(&mut *tx, &log, seq)
             .await?
@@ -204,15 +313,20 @@ pub async fn redact(pool: &PgPool, request: &Request) -> Result<Receipt, Redacti
     if target.kind == KIND_REDACTION {
         return Err(RedactionError::RedactionEntry { log, seq });
     }
+    if !REDACTABLE.contains(&target.kind.as_str()) {
+        return Err(RedactionError::Derived {
+            log,
+            seq,
+            kind: target.kind.clone(),
+        });
+    }
     // An erased body leaves only its redacted copy to redact further (or to remove).
     let current: &[u8] = match (&target.copy, target.redacted) {
         (_, false) => &target.body,
         (Some(copy), true) => copy,
         (None, true) => return Err(RedactionError::Already { log, seq }),
     };
-    let copy = if request.fields.is_empty() {
-        None
-    } else {
+    let copy = if !request.fields.is_empty() {
         if serde_json::from_slice::<serde::de::IgnoredAny>(current).is_err() {
             return Err(RedactionError::NotJson { log, seq });
         }
@@ -223,6 +337,15 @@ pub async fn redact(pool: &PgPool, request: &Request) -> Result<Receipt, Redacti
                 fields: request.fields.clone(),
             }
         })?)
+    } else if request.keep_records {
+        let kept = skeleton(current);
+        // What is left is already a skeleton: nothing more to erase while keeping records.
+        if target.redacted && kept.as_deref() == Some(current) {
+            return Err(RedactionError::Already { log, seq });
+        }
+        kept
+    } else {
+        None
     };
     let now = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_default();
     let body = serde_json::to_vec(&RedactionBody {
@@ -273,7 +396,7 @@ pub async fn redact(pool: &PgPool, request: &Request) -> Result<Receipt, Redacti
         .bind(copy.as_deref())
         .execute(&mut *tx)
         .await?;
-    blank_projections(&mut tx, log_id, seq as i64, copy.as_deref()).await?;
+    rederive(&mut tx, log_id, &target, copy.as_deref()).await?;
     let texts = erased_texts(current, &request.fields);
     blank_description(&mut tx, &target, current, &texts).await?;
     tx.commit().await?;
@@ -282,6 +405,7 @@ pub async fn redact(pool: &PgPool, request: &Request) -> Result<Receipt, Redacti
         target_seq: seq,
         redaction_seq: next,
         fields: request.fields.clone(),
+        copy_kept: copy.is_some(),
     })
 }
 
@@ -303,29 +427,43 @@ pub async fn redact_batch(
         return Ok(0);
     };
     store::lock_log(&mut *tx, log_id).await?;
+    crate::projections::projector::hold_projector(&mut tx, log_id).await?;
     let wanted: Vec<i64> = seqs.iter().map(|s| *s as i64).collect();
-    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT seq, body_sha256 FROM log_entries
-          WHERE log_id = $1 AND seq = ANY($2) AND body IS NOT NULL AND kind <> $3
+    let found: Vec<i64> = sqlx::query_scalar(
+        "SELECT seq FROM log_entries
+          WHERE log_id = $1 AND seq = ANY($2) AND body IS NOT NULL AND kind = ANY($3)
           ORDER BY seq",
     )
     .bind(log_id)
     .bind(&wanted)
-    .bind(KIND_REDACTION)
+    .bind(REDACTABLE)
     .fetch_all(&mut *tx)
     .await?;
-    if rows.is_empty() {
+    if found.is_empty() {
         return Ok(0);
+    }
+    // Each entry with its skeleton when decision records were derived from it: retention
+    // drops what people wrote, not the history of who decided what.
+    let mut erased = Vec::with_capacity(found.len());
+    for seq in found {
+        let Some(target) = store::entry_at(&mut *tx, log, seq as u64).await? else {
+            continue;
+        };
+        let copy = derives_records(&target)
+            .then(|| skeleton(&target.body))
+            .flatten();
+        erased.push((target, copy));
     }
     let now = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_default();
     let body = serde_json::to_vec(&RedactionBody {
         target_seq: None,
         target_body_sha256: None,
-        targets: rows
+        targets: erased
             .iter()
-            .map(|(seq, sha)| Target {
-                seq: *seq as u64,
-                body_sha256: hex::encode(sha),
+            .map(|(target, copy)| Target {
+                seq: target.seq,
+                body_sha256: hex::encode(&target.body_sha256),
+                copy_sha256: copy.as_ref().map(|c| hex::encode(body_hash(c))),
             })
             .collect(),
         reason: reason.to_string(),
@@ -366,16 +504,28 @@ pub async fn redact_batch(
         }],
     )
     .await?;
-    for (seq, _) in &rows {
-        sqlx::query("SELECT verdict_redact_body($1, $2, NULL)")
+    for (target, copy) in &erased {
+        sqlx::query("SELECT verdict_redact_body($1, $2, $3)")
             .bind(log_id)
-            .bind(seq)
+            .bind(target.seq as i64)
+            .bind(copy.as_deref())
             .execute(&mut *tx)
             .await?;
-        blank_projections(&mut tx, log_id, *seq, None).await?;
+        rederive(&mut tx, log_id, target, copy.as_deref()).await?;
     }
     tx.commit().await?;
-    Ok(rows.len())
+    Ok(erased.len())
+}
+
+/// Whether records were derived from `entry`: decision records from what GitHub sent, or an
+/// acknowledgement.
+fn derives_records(entry: &store::StoredEntry) -> bool {
+    if entry.kind == super::entry::KIND_ACK {
+        return true;
+    }
+    let linking = crate::projections::features::FeatureLinking::labels("");
+    crate::projections::projector::project_github_entry(entry, &entry.body, &linking)
+        .is_ok_and(|p| !p.decisions.is_empty())
 }
 
 /// One entry holding text a person wrote, and the fields that hold it.
@@ -388,7 +538,8 @@ pub struct PlannedRedaction {
 }
 
 /// Where `login` wrote text: in deliveries, the bodies of the comment, review, pull request
-/// or issue they authored; in objects read from GitHub's API, the object's own body.
+/// or issue they authored; in objects read from GitHub's API, the object's own body; in
+/// acknowledgements they made, the note.
 /// Entries already redacted are left out (their text is gone or already blanked).
 pub fn authored_fields(kind: &str, body: &[u8], login: &str) -> Vec<String> {
     let Ok(value) = serde_json::from_slice::<Value>(body) else {
@@ -404,6 +555,20 @@ pub fn authored_fields(kind: &str, body: &[u8], login: &str) -> Vec<String> {
                 .and_then(Value::as_str)
                 .is_some_and(|b| !b.is_empty() && b != REDACTED)
     };
+    if kind == super::entry::KIND_ACK {
+        // An acknowledgement's note is the words of whoever acknowledged.
+        let by = value.get("by").and_then(Value::as_str).unwrap_or_default();
+        let by = by.strip_prefix('@').unwrap_or(by);
+        let note = value
+            .get("note")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        return if by.eq_ignore_ascii_case(login) && !note.is_empty() && note != REDACTED {
+            vec!["note".into()]
+        } else {
+            Vec::new()
+        };
+    }
     if kind == super::entry::KIND_GITHUB_API {
         return if wrote(&value) {
             vec!["body".into()]
@@ -429,13 +594,12 @@ pub async fn plan_for_user(
            FROM log_entries e JOIN logs l ON l.id = e.log_id
            LEFT JOIN redacted_copies c ON c.log_id = e.log_id AND c.seq = e.seq
           WHERE coalesce(e.body, c.body) IS NOT NULL
-            AND e.kind IN ('github-delivery', 'github-api')
-            AND (position($1::bytea in coalesce(e.body, c.body)) > 0
-                 OR position($2::bytea in coalesce(e.body, c.body)) > 0)
+            AND e.kind IN ('github-delivery', 'github-api', 'verdict-ack')
+            -- Logins are ASCII and case-insensitive; escape encoding keeps ASCII as is.
+            AND position(lower($1) in lower(encode(coalesce(e.body, c.body), 'escape'))) > 0
           ORDER BY l.name, e.seq",
     )
-    .bind(login.as_bytes())
-    .bind(login.to_lowercase().as_bytes())
+    .bind(login)
     .fetch_all(pool)
     .await?;
     Ok(rows
@@ -515,36 +679,40 @@ async fn blank_description(
     Ok(())
 }
 
-/// What the projections derived from the erased body goes with it: a whole-body redaction
-/// leaves no decision record from the entry (a rebuild could not derive one either); a
-/// partial one re-derives them from the redacted copy when the projector next passes, and
-/// blanks their texts now.
-async fn blank_projections(
+/// Makes the projections say what a rebuild from the log says after the erasure: what the
+/// entry derived is replaced by what its copy derives (the redacted fields' or the skeleton's
+/// records, their texts `[redacted]`), or removed when nothing of it is kept.
+async fn rederive(
     tx: &mut sqlx::PgConnection,
     log_id: i64,
-    seq: i64,
+    target: &store::StoredEntry,
     copy: Option<&[u8]>,
-) -> sqlx::Result<()> {
-    match copy {
-        None => {
-            sqlx::query("DELETE FROM decisions WHERE log_id = $1 AND seq = $2")
-                .bind(log_id)
-                .bind(seq)
-                .execute(&mut *tx)
-                .await?;
-        }
-        Some(_) => {
-            sqlx::query(
-                "UPDATE decisions SET body = CASE WHEN body IS NULL THEN NULL ELSE $3 END
-                  WHERE log_id = $1 AND seq = $2",
-            )
+) -> Result<(), RedactionError> {
+    let seq = target.seq as i64;
+    if target.kind == super::entry::KIND_ACK {
+        sqlx::query("DELETE FROM finding_acks WHERE log_id = $1 AND seq = $2")
             .bind(log_id)
             .bind(seq)
-            .bind(REDACTED)
             .execute(&mut *tx)
             .await?;
+        if let Some(copy) = copy {
+            // A copy that no longer reads as an acknowledgement derives nothing, as in a rebuild.
+            use crate::projections::findings::{FindingError, apply_ack};
+            if let Err(FindingError::Database(e)) =
+                apply_ack(tx, log_id, seq, target.received_at, copy).await
+            {
+                return Err(e.into());
+            }
         }
+        return Ok(());
     }
+    // Decision records do not depend on how features are linked.
+    let linking = crate::projections::features::FeatureLinking::labels("");
+    let decisions = copy
+        .and_then(|c| crate::projections::projector::project_github_entry(target, c, &linking).ok())
+        .map(|p| p.decisions)
+        .unwrap_or_default();
+    crate::projections::projector::rederive_decisions(tx, log_id, seq, decisions).await?;
     Ok(())
 }
 
@@ -561,5 +729,34 @@ mod tests {
         assert_eq!(v["review"]["id"], 7);
         assert_eq!(v["comments"][1]["body"], REDACTED);
         assert!(redacted_copy(body, &["issue.body".into()]).is_none());
+    }
+
+    #[test]
+    fn a_skeleton_keeps_who_what_and_when_and_blanks_what_people_wrote() {
+        let body = br#"{"action":"submitted","review":{"id":9,"body":"my key is sk-123",
+            "state":"approved","submitted_at":"2026-11-02T14:00:00Z","commit_id":"abc",
+            "user":{"login":"rev-omar","avatar_url":"https://a","site_admin":false}},
+            "pull_request":{"number":42,"title":"Checkout","body":"Fixes #7, call me at 555",
+            "labels":[{"name":"feature: checkout","description":"the checkout"}]},
+            "head_commit":{"message":"wip","author":{"name":"Omar Q","email":"o@example.com"}},
+            "empty":""}"#;
+        let kept: Value = serde_json::from_slice(&skeleton(body).unwrap()).unwrap();
+        assert_eq!(
+            kept,
+            serde_json::json!({"action":"submitted","review":{"id":9,"body":REDACTED,
+                "state":"approved","submitted_at":"2026-11-02T14:00:00Z","commit_id":"abc",
+                "user":{"login":"rev-omar","site_admin":false}},
+                "pull_request":{"number":42,"title":"Checkout","body":REDACTED,
+                "labels":[{"name":"feature: checkout","description":REDACTED}]},
+                "head_commit":{"message":REDACTED,"author":{"name":REDACTED,"email":REDACTED}},
+                "empty":""})
+        );
+        // GitHub's form encoding reads the same; a body that is not JSON has no skeleton.
+        let form = format!(
+            "payload={}",
+            form_urlencoded::byte_serialize(body).collect::<String>()
+        );
+        assert_eq!(skeleton(form.as_bytes()), skeleton(body));
+        assert_eq!(skeleton(b"not json"), None);
     }
 }

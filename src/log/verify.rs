@@ -110,6 +110,10 @@ pub enum Problem {
         "entry {seq}: the body is missing and no redaction entry in the log accounts for it (body removed)"
     )]
     BodyMissing { seq: u64 },
+    #[error(
+        "entry {seq}: the redacted copy kept in place of its body is not the one its latest redaction entry records (copy changed)"
+    )]
+    CopyMismatch { seq: u64 },
     #[error("entry {seq}: the stored entry hash is not the hash of its fields (entry changed)")]
     EntryHash { seq: u64 },
     #[error("entry {seq}: prev_hash does not equal the hash of entry {prev} (chain broken)", prev = seq.wrapping_sub(1))]
@@ -156,13 +160,30 @@ pub struct Redactions {
     missing: std::collections::BTreeMap<u64, Vec<u8>>,
     /// What redaction entries name: (target seq, target body SHA-256).
     named: std::collections::BTreeSet<(u64, Vec<u8>)>,
+    /// Whether the copies kept in erased bodies' places are checked (they are in the
+    /// database, not in bundles).
+    check_copies: bool,
+    /// The SHA-256 of each erased entry's stored copy, if it has one.
+    copies: std::collections::BTreeMap<u64, Option<Vec<u8>>>,
+    /// The copy the latest redaction entry naming each entry records, if any.
+    recorded_copies: std::collections::BTreeMap<u64, Option<Vec<u8>>>,
 }
 
 impl Redactions {
+    /// Also checks each redacted copy against the SHA-256 its latest redaction entry records.
+    pub fn checking_copies() -> Redactions {
+        Redactions {
+            check_copies: true,
+            ..Redactions::default()
+        }
+    }
+
     /// Notes one checked entry.
     pub fn see(&mut self, e: &StoredEntry) {
         if e.redacted {
             self.missing.insert(e.seq, e.body_sha256.clone());
+            self.copies
+                .insert(e.seq, e.copy.as_deref().map(|c| body_hash(c).to_vec()));
         }
         if e.kind == super::entry::KIND_REDACTION
             && let Some(redaction) = super::redaction::RedactionBody::parse(&e.body)
@@ -172,6 +193,10 @@ impl Redactions {
                     self.named.insert((seq, sha.to_vec()));
                 }
             }
+            for (seq, copy) in redaction.copies() {
+                let copy = copy.and_then(|c| super::entry::parse_hash(&c).map(|h| h.to_vec()));
+                self.recorded_copies.insert(seq, copy);
+            }
         }
     }
 
@@ -180,6 +205,12 @@ impl Redactions {
         for (seq, sha) in &self.missing {
             if !self.named.contains(&(*seq, sha.clone())) {
                 return Err(Problem::BodyMissing { seq: *seq });
+            }
+            if self.check_copies
+                && self.copies.get(seq).cloned().flatten()
+                    != self.recorded_copies.get(seq).cloned().flatten()
+            {
+                return Err(Problem::CopyMismatch { seq: *seq });
             }
         }
         Ok(self.missing.len() as u64)
@@ -252,7 +283,7 @@ pub async fn verify_log(
 
     let mut next_seq = 0u64;
     let mut prev_hash = GENESIS_PREV_HASH;
-    let mut redactions = Redactions::default();
+    let mut redactions = Redactions::checking_copies();
     loop {
         let rows = store::entries_from(pool, log_id, next_seq, PAGE).await?;
         if rows.is_empty() {

@@ -268,6 +268,57 @@ impl Projector {
     }
 }
 
+/// What a GitHub entry (a delivery or an API object) projects to when read through `body`
+/// (its body, or the redacted copy kept in its place): exactly what the projector derives.
+pub fn project_github_entry(
+    entry: &store::StoredEntry,
+    body: &[u8],
+    linking: &super::features::FeatureLinking,
+) -> Result<Projected, String> {
+    let readable = store::StoredEntry {
+        body: body.to_vec(),
+        redacted: false,
+        copy: None,
+        ..entry.clone()
+    };
+    match Work::of(&readable, linking)? {
+        Some(Work::Delivery { projected, .. }) => Ok(*projected),
+        _ => Ok(Projected::default()),
+    }
+}
+
+/// Waits for the projector of `log_id` to finish its page and keeps it off that log until
+/// this transaction ends: what a redaction re-derives must not race a page that read the
+/// body before it was erased.
+pub async fn hold_projector(tx: &mut PgConnection, log_id: i64) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(LOCK_NAMESPACE)
+        .bind(log_id as i32)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Replaces the decision records entry `seq` of `log_id` derived with `decisions` (those its
+/// redacted copy projects to; none when nothing of it is kept), as a rebuild would write them.
+pub async fn rederive_decisions(
+    tx: &mut PgConnection,
+    log_id: i64,
+    seq: i64,
+    decisions: Vec<decisions::Decision>,
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM decisions WHERE log_id = $1 AND seq = $2")
+        .bind(log_id)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+    let only = Projected {
+        decisions,
+        ..Projected::default()
+    };
+    super::writes::write_page(tx, log_id, &[(seq, &only)]).await
+}
+
 /// What one log entry asks of the projection tables.
 enum Work {
     /// A GitHub delivery's decision records, pull request state and feature links.

@@ -117,11 +117,15 @@ pub struct RedactionNote {
     pub reason: String,
     /// Fields replaced in the redacted copy; empty: the whole body is gone.
     pub fields: Vec<String>,
+    /// Whether a copy stands in the body's place (the redacted fields', or for a whole body
+    /// its skeleton).
+    pub copy_kept: bool,
     /// The redaction entry's permalink.
     pub record_url: String,
 }
 
-/// The redaction entry that erased entry `seq`'s body.
+/// The latest redaction entry naming entry `seq` (an entry redacted in part may be redacted
+/// again, whole).
 async fn redaction_note(
     pool: &PgPool,
     account: &str,
@@ -133,7 +137,7 @@ async fn redaction_note(
             AND (convert_from(e.body, 'UTF8')::jsonb ->> 'target_seq' = $3::text
                  OR (convert_from(e.body, 'UTF8')::jsonb -> 'targets')
                     @> jsonb_build_array(jsonb_build_object('seq', $3::bigint)))
-          ORDER BY e.seq LIMIT 1",
+          ORDER BY e.seq DESC LIMIT 1",
     )
     .bind(account)
     .bind(crate::log::entry::KIND_REDACTION)
@@ -142,10 +146,15 @@ async fn redaction_note(
     .await?;
     Ok(row.and_then(|(at_seq, body)| {
         let r = crate::log::redaction::RedactionBody::parse(&body)?;
+        let copy_kept = r
+            .copies()
+            .iter()
+            .any(|(s, copy)| *s == seq as u64 && copy.is_some());
         Some(RedactionNote {
             at: r.at,
             by: r.by,
             reason: r.reason,
+            copy_kept,
             fields: r.fields,
             record_url: format!("/records/{account}/{at_seq}"),
         })
@@ -218,7 +227,7 @@ pub async fn audience_of(
             AND (convert_from(e.body, 'UTF8')::jsonb ->> 'target_seq' = $3::text
                  OR (convert_from(e.body, 'UTF8')::jsonb -> 'targets')
                     @> jsonb_build_array(jsonb_build_object('seq', $3::bigint)))
-          ORDER BY e.seq LIMIT 1",
+          ORDER BY e.seq DESC LIMIT 1",
     )
     .bind(account)
     .bind(crate::log::entry::KIND_REDACTION)
@@ -402,6 +411,10 @@ pub struct RedactRequest {
     /// Dotted JSON fields, comma-separated; empty: the whole body.
     #[serde(default)]
     pub fields: Option<String>,
+    /// A whole-body redaction normally keeps the entry's skeleton, so its decision records
+    /// stay with their texts `[redacted]`; `true` erases those records too.
+    #[serde(default)]
+    pub erase_records: bool,
 }
 
 /// Redacts entry `seq` of `account` for an operator (the record page's form and the API).
@@ -439,6 +452,13 @@ async fn redact_for(
         .map(|f| f.trim().to_string())
         .filter(|f| !f.is_empty())
         .collect();
+    if request.erase_records && !fields.is_empty() {
+        return Err(WebError::BadRequest(
+            "erasing the decision records goes with erasing the whole body: leave the fields \
+             empty, or keep the records"
+                .into(),
+        ));
+    }
     use crate::log::redaction::{RedactionError, Request, redact};
     redact(
         &s.pool,
@@ -447,6 +467,7 @@ async fn redact_for(
             seq,
             reason: request.reason,
             by,
+            keep_records: !request.erase_records,
             fields,
         },
     )

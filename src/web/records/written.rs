@@ -44,6 +44,9 @@ pub struct RedactionTarget {
     pub seq: u64,
     pub url: String,
     pub body_sha256: String,
+    /// The copy kept in the body's place: the redacted fields', or the skeleton that keeps
+    /// its decision records.
+    pub copy_sha256: Option<String>,
 }
 
 /// An erasure: which entry, who, why, what.
@@ -237,14 +240,18 @@ pub async fn read(
             let Some(r) = crate::log::redaction::RedactionBody::parse(body) else {
                 return Ok(None);
             };
+            // `erased` and `copies` list the targets in the same order.
             let erased = r.erased();
+            let copies = r.copies();
             written.redaction = Some(RedactionView {
                 targets: erased
                     .iter()
-                    .map(|(seq, sha)| RedactionTarget {
+                    .zip(copies)
+                    .map(|((seq, sha), (_, copy))| RedactionTarget {
                         url: format!("/records/{account}/{seq}"),
                         seq: *seq,
                         body_sha256: sha.clone(),
+                        copy_sha256: copy,
                     })
                     .collect(),
                 by: r.by,
