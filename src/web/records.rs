@@ -122,6 +122,10 @@ pub struct RedactionNote {
     pub copy_kept: bool,
     /// The redaction entry's permalink.
     pub record_url: String,
+    /// Whether the redaction entry names the erased body's SHA-256 as the entry stores it
+    /// (otherwise the missing body is not accounted for: tampering).
+    #[serde(skip)]
+    pub names_body_hash: bool,
 }
 
 /// The latest redaction entry naming entry `seq` (an entry redacted in part may be redacted
@@ -130,6 +134,7 @@ async fn redaction_note(
     pool: &PgPool,
     account: &str,
     seq: i64,
+    body_sha256: &[u8],
 ) -> Result<Option<RedactionNote>, WebError> {
     let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
         "SELECT e.seq, e.body FROM log_entries e JOIN logs l ON l.id = e.log_id
@@ -150,6 +155,10 @@ async fn redaction_note(
             .copies()
             .iter()
             .any(|(s, copy)| *s == seq as u64 && copy.is_some());
+        let names_body_hash = r
+            .erased()
+            .iter()
+            .any(|(s, sha)| *s == seq as u64 && *sha == hex::encode(body_sha256));
         Some(RedactionNote {
             at: r.at,
             by: r.by,
@@ -157,6 +166,7 @@ async fn redaction_note(
             copy_kept,
             fields: r.fields,
             record_url: format!("/records/{account}/{at_seq}"),
+            names_body_hash,
         })
     }))
 }
@@ -353,8 +363,18 @@ pub async fn record(
     .await?;
     let fields = entry.fields(account);
     let recomputed = fields.entry_hash();
-    let entry_intact = recomputed[..] == entry.entry_hash[..]
-        && body_hash(&entry.body)[..] == entry.body_sha256[..];
+    let redaction = if entry.redacted {
+        redaction_note(pool, account, seq as i64, &entry.body_sha256).await?
+    } else {
+        None
+    };
+    // An erased body is accounted for by its redaction entry naming its hash.
+    let body_intact = match (&redaction, entry.redacted) {
+        (_, false) => body_hash(&entry.body)[..] == entry.body_sha256[..],
+        (Some(note), true) => note.names_body_hash,
+        (None, true) => false,
+    };
+    let entry_intact = recomputed[..] == entry.entry_hash[..] && body_intact;
     let expected_prev: Option<Vec<u8>> = if seq == 0 {
         Some(GENESIS_PREV_HASH.to_vec())
     } else {
@@ -387,11 +407,7 @@ pub async fn record(
         body_readable: entry.body_readable,
         body_bytes: entry.body.len(),
         body: String::from_utf8_lossy(entry.readable_body().unwrap_or_default()).into_owned(),
-        redaction: if entry.redacted {
-            redaction_note(pool, account, seq as i64).await?
-        } else {
-            None
-        },
+        redaction,
         written: written::read(pool, account, seq as i64, &entry.kind, &entry.body, viewer).await?,
         body_url: format!("/records/{account}/{seq}/body"),
         decisions,
