@@ -359,6 +359,20 @@ async fn product_pages_fit_a_phone_and_a_desktop_without_broken_images() {
         .as_str()
         .unwrap()
         .to_string();
+    // One erased delivery, so the redactions page and a redacted record are laid out too.
+    verdict::log::redaction::redact(
+        &db.app_pool().await,
+        &verdict::log::redaction::Request {
+            log: "acme".into(),
+            seq: 5,
+            reason: "a phone number pasted into a comment".into(),
+            by: "Priya (privacy officer)".into(),
+            fields: Vec::new(),
+            keep_records: true,
+        },
+    )
+    .await
+    .unwrap();
     let pages = [
         (
             "feature",
@@ -375,6 +389,8 @@ async fn product_pages_fit_a_phone_and_a_desktop_without_broken_images() {
         ("repository", format!("/{}", story::REPO)),
         ("outbox", "/outbox".to_string()),
         ("coverage", "/coverage".to_string()),
+        ("redactions", "/redactions".to_string()),
+        ("redacted", "/records/acme/5".to_string()),
     ];
     let driver = chromedriver();
     let profile = tempfile::tempdir().unwrap();

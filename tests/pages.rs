@@ -593,6 +593,7 @@ async fn the_openapi_document_describes_every_endpoint_and_its_answers() {
         ("/api/findings", "/api/findings"),
         ("/api/outbox", "/api/outbox"),
         ("/api/coverage", "/api/coverage"),
+        ("/api/redactions", "/api/redactions"),
         ("/api/rules", "/api/rules"),
         ("/api/search", "/api/search?q=checkout"),
         ("/api/{owner}", "/api/acme"),

@@ -252,6 +252,28 @@ async fn a_redacted_body_is_gone_from_the_database_and_every_proof_still_verifie
         page.contains("What is shown is its <b>skeleton</b>"),
         "{page}"
     );
+    // The erased body is accounted for: the entry still verifies on its page.
+    assert!(page.contains("badge ok\">entry verifies"), "{page}");
+    assert!(page.contains("✓ recomputed"), "{page}");
+    // /redactions lists it for whoever may see the repository it names.
+    let listed: Value = server
+        .get("/api/redactions", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["entries_erased"], 1, "{listed}");
+    let item = &listed["redactions"][0];
+    assert_eq!(item["reason"], "card details pasted into a review");
+    assert_eq!(item["kept"], "skeleton");
+    assert_eq!(item["record_url"], "/records/acme/17");
+    assert_eq!(item["targets"][0]["seq"], seq);
+    let list = server.get("/redactions", None).await.text().await.unwrap();
+    assert!(
+        list.contains("card details pasted into a review")
+            && list.contains(&format!("href=\"/records/acme/{seq}\"")),
+        "{list}"
+    );
     assert!(page.contains("by Priya (privacy officer): card details pasted into a review"));
     assert!(page.contains("href=\"/records/acme/17\">the redaction entry</a>"));
     assert_eq!(
@@ -746,6 +768,21 @@ async fn retention_of_decision_events_keeps_their_records_through_skeletons() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(erased, 2);
+    // A retention batch names no repository: operators see it on /redactions, others do not.
+    let listed = |token: Option<&'static str>| {
+        let server = &server;
+        async move {
+            let v: Value = server
+                .get("/api/redactions", token)
+                .await
+                .json()
+                .await
+                .unwrap();
+            v["entries_erased"].as_u64().unwrap()
+        }
+    };
+    assert_eq!(listed(Some(common::ADMIN_TOKEN)).await, 2);
+    assert_eq!(listed(None).await, 0);
     server.shutdown().await;
     assert_eq!(
         everywhere(&admin, words.as_bytes()).await,

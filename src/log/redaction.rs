@@ -1,8 +1,10 @@
 //! Erasing what must be erased while keeping every proof: an entry's body bytes are removed
-//! (all of them, or named JSON fields, keeping a redacted copy), every hashed field stays, so
-//! the chain, the Merkle tree, the checkpoints and every inclusion proof remain valid. The
-//! erasure is itself on the record: a `verdict-redaction` entry appended in the same
-//! transaction, which the database requires (migrations/0014_redaction.sql).
+//! (all of them, keeping a skeleton; or named JSON fields, keeping a redacted copy), every
+//! hashed field stays, so the chain, the Merkle tree, the checkpoints and every inclusion
+//! proof remain valid. The erasure is itself on the record: a `verdict-redaction` entry
+//! appended in the same transaction, which the database requires
+//! (migrations/0014_redaction.sql). What the entry derived is derived again from the copy, so
+//! decision records stay with their texts `[redacted]`, exactly as a rebuild derives them.
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};

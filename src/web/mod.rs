@@ -14,6 +14,7 @@ pub mod outbox;
 pub mod pages;
 pub mod proofs;
 pub mod records;
+pub mod redactions;
 pub mod report;
 pub mod rules;
 pub mod serving;
@@ -146,6 +147,7 @@ fn viewer_routes<R: Registrar<WebState>>(r: R) -> R {
         .get("/rules", rules::page)
         .get("/outbox", pages::outbox)
         .get("/coverage", coverage::page)
+        .get("/redactions", redactions::page)
         .post("/findings/{account}/{seq}/acknowledge", pages::acknowledge)
         .get("/records/{account}/{seq}", records::page)
         .get("/records/{account}/{seq}/body", records::body)
@@ -165,6 +167,7 @@ fn viewer_routes<R: Registrar<WebState>>(r: R) -> R {
         .get("/api/search", accounts::search_api)
         .get("/api/outbox", api::outbox)
         .get("/api/coverage", coverage::api)
+        .get("/api/redactions", redactions::api)
         .post(
             "/api/findings/{account}/{seq}/acknowledgements",
             api::acknowledge,
