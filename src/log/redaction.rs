@@ -399,8 +399,7 @@ pub async fn redact(pool: &PgPool, request: &Request) -> Result<Receipt, Redacti
         .execute(&mut *tx)
         .await?;
     rederive(&mut tx, log_id, &target, copy.as_deref()).await?;
-    let texts = erased_texts(current, &request.fields);
-    blank_description(&mut tx, &target, current, &texts).await?;
+    rederive_description(&mut tx, &target, current, copy.as_deref()).await?;
     tx.commit().await?;
     Ok(Receipt {
         log,
@@ -514,6 +513,7 @@ pub async fn redact_batch(
             .execute(&mut *tx)
             .await?;
         rederive(&mut tx, log_id, target, copy.as_deref()).await?;
+        rederive_description(&mut tx, target, &target.body, copy.as_deref()).await?;
     }
     tx.commit().await?;
     Ok(erased.len())
@@ -618,64 +618,49 @@ pub async fn plan_for_user(
         .collect())
 }
 
-/// Where free text sits in GitHub's payloads (and API objects): what a whole-body redaction
-/// blanks wherever projections copied it.
-const TEXT_FIELDS: &[&str] = &[
-    "comment.body",
-    "review.body",
-    "pull_request.body",
-    "issue.body",
-    "body",
-];
-
-/// The texts erased from `body`: those at `fields`, or every known free-text field.
-fn erased_texts(body: &[u8], fields: &[String]) -> Vec<String> {
-    let Ok(value) = serde_json::from_slice::<Value>(body) else {
-        return Vec::new();
-    };
-    let paths: Vec<String> = if fields.is_empty() {
-        TEXT_FIELDS.iter().map(|f| f.to_string()).collect()
-    } else {
-        fields.to_vec()
-    };
-    paths
-        .iter()
-        .filter_map(|p| {
-            let pointer = format!("/{}", p.replace('.', "/"));
-            value
-                .pointer(&pointer)
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty() && *t != REDACTED)
-                .map(str::to_string)
-        })
-        .collect()
-}
-
-/// Blanks the pull request's description where the projection copied it from the erased
-/// body (the same pull request only: the same words elsewhere are someone else's).
-async fn blank_description(
+/// The pull request's title and description where the stored state is the one this entry
+/// showed (the newest, which a rebuild would take from it too): replaced by what the copy
+/// shows, or, with nothing kept, the description by `[redacted]`. Texts a later entry still
+/// carries stay, as they would in a rebuild: erase every entry carrying them (`verdict redact
+/// --user` does).
+async fn rederive_description(
     tx: &mut sqlx::PgConnection,
     target: &store::StoredEntry,
     current: &[u8],
-    texts: &[String],
+    copy: Option<&[u8]>,
 ) -> sqlx::Result<()> {
-    let value: Value = serde_json::from_slice(current).unwrap_or_default();
-    let Some(repo) = repository_of(target) else {
+    let linking = crate::projections::features::FeatureLinking::labels("");
+    let shown = |body: &[u8]| {
+        crate::projections::projector::project_github_entry(target, body, &linking)
+            .ok()
+            .and_then(|p| p.pull_request)
+    };
+    let Some(before) = shown(current) else {
         return Ok(());
     };
-    let number = ["/pull_request/number", "/issue/number", "/number"]
-        .iter()
-        .find_map(|p| value.pointer(p).and_then(Value::as_i64));
-    let (Some(number), false) = (number, texts.is_empty()) else {
-        return Ok(());
+    let after = copy.and_then(shown);
+    let (title, body) = match &after {
+        Some(after) => (after.title.clone(), after.body.clone()),
+        None => (
+            before.title.clone(),
+            before.body.as_ref().map(|_| REDACTED.to_string()),
+        ),
     };
+    if (&title, &body) == (&before.title, &before.body) {
+        return Ok(());
+    }
     sqlx::query(
-        "UPDATE pull_requests SET body = $4 WHERE repo = $1 AND number = $2 AND body = ANY($3)",
+        "UPDATE pull_requests SET title = $6, body = $7
+          WHERE repo = $1 AND number = $2 AND updated_at = $3
+            AND title = $4 AND body IS NOT DISTINCT FROM $5",
     )
-    .bind(repo)
-    .bind(number)
-    .bind(texts)
-    .bind(REDACTED)
+    .bind(&before.repo)
+    .bind(before.number)
+    .bind(before.updated_at)
+    .bind(&before.title)
+    .bind(&before.body)
+    .bind(&title)
+    .bind(&body)
     .execute(&mut *tx)
     .await?;
     Ok(())
