@@ -116,6 +116,18 @@ async fn records_in(pool: &PgPool, log: &str, seq: i64) -> Vec<Record> {
     .unwrap()
 }
 
+/// `verdict verify` of `log` (or of every log) with the key that signed the checkpoints.
+fn verify(db: &TestDb, log: Option<&str>) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let signing = dir.path().join("signing.key");
+    std::fs::write(&signing, db.signer.to_key_text()).unwrap();
+    let mut args = vec!["verify", "--signing-key", signing.to_str().unwrap()];
+    if let Some(log) = log {
+        args.extend(["--log", log]);
+    }
+    verdict_cli(&args, &[("DATABASE_URL", &db.url)])
+}
+
 fn redact(db: &TestDb, args: &[&str]) -> (bool, String) {
     let mut all = vec!["redact", "--log", "acme", "--by", "Priya (privacy officer)"];
     all.extend_from_slice(args);
@@ -202,16 +214,7 @@ async fn a_redacted_body_is_gone_from_the_database_and_every_proof_still_verifie
     let signing = dir.path().join("signing.key");
     std::fs::write(&signing, db.signer.to_key_text()).unwrap();
     server.checkpoint_at_least("acme", 18).await;
-    let (ok, out) = verdict_cli(
-        &[
-            "verify",
-            "--log",
-            "acme",
-            "--signing-key",
-            signing.to_str().unwrap(),
-        ],
-        &[("DATABASE_URL", &db.url)],
-    );
+    let (ok, out) = verify(&db, Some("acme"));
     assert!(ok, "{out}");
     assert!(out.contains("1 entry redacted (body hash kept)"), "{out}");
     let (ok, out) = verdict_cli(
@@ -369,16 +372,7 @@ async fn a_redacted_body_is_gone_from_the_database_and_every_proof_still_verifie
         page.contains("with them the decision records derived from it"),
         "{page}"
     );
-    let (ok, out) = verdict_cli(
-        &[
-            "verify",
-            "--log",
-            "acme",
-            "--signing-key",
-            signing.to_str().unwrap(),
-        ],
-        &[("DATABASE_URL", &db.url)],
-    );
+    let (ok, out) = verify(&db, Some("acme"));
     assert!(ok && out.contains("1 entry redacted"), "{out}");
     let (ok, out) = redact(&db, &["--seq", &seq.to_string(), "--reason", "thrice"]);
     assert!(!ok && out.contains("already redacted"), "{out}");
@@ -455,19 +449,7 @@ async fn a_partial_redaction_keeps_a_redacted_copy_that_pages_and_rebuilds_read(
         .await
         .unwrap();
     assert!(page.contains("what is shown is a redacted copy"), "{page}");
-    let dir = tempfile::tempdir().unwrap();
-    let signing = dir.path().join("signing.key");
-    std::fs::write(&signing, db.signer.to_key_text()).unwrap();
-    let (ok, out) = verdict_cli(
-        &[
-            "verify",
-            "--log",
-            "acme",
-            "--signing-key",
-            signing.to_str().unwrap(),
-        ],
-        &[("DATABASE_URL", &db.url)],
-    );
+    let (ok, out) = verify(&db, Some("acme"));
     assert!(ok && out.contains("1 entry redacted"), "{out}");
     // A copy changed outside the redaction path (the words put back) is caught.
     let mut conn = admin.acquire().await.unwrap();
@@ -483,16 +465,7 @@ async fn a_partial_redaction_keeps_a_redacted_copy_that_pages_and_rebuilds_read(
             .unwrap();
     }
     drop(conn);
-    let (ok, out) = verdict_cli(
-        &[
-            "verify",
-            "--log",
-            "acme",
-            "--signing-key",
-            signing.to_str().unwrap(),
-        ],
-        &[("DATABASE_URL", &db.url)],
-    );
+    let (ok, out) = verify(&db, Some("acme"));
     assert!(!ok, "{out}");
     assert!(
         out.contains(&format!(
@@ -548,19 +521,7 @@ async fn only_the_redaction_path_erases_and_a_missing_body_is_still_tampering() 
     ] {
         sqlx::query(sql).execute(&mut *conn).await.unwrap();
     }
-    let dir = tempfile::tempdir().unwrap();
-    let signing = dir.path().join("signing.key");
-    std::fs::write(&signing, db.signer.to_key_text()).unwrap();
-    let (ok, out) = verdict_cli(
-        &[
-            "verify",
-            "--log",
-            "acme",
-            "--signing-key",
-            signing.to_str().unwrap(),
-        ],
-        &[("DATABASE_URL", &db.url)],
-    );
+    let (ok, out) = verify(&db, Some("acme"));
     assert!(!ok, "{out}");
     assert!(
         out.contains(
@@ -656,19 +617,7 @@ async fn a_deletion_request_redacts_everything_a_person_wrote_after_showing_the_
     assert_eq!(everywhere(&admin, description).await, Vec::<String>::new());
     rebuild_agrees(&db, &admin).await;
     assert_eq!(everywhere(&admin, description).await, Vec::<String>::new());
-    let dir = tempfile::tempdir().unwrap();
-    let signing = dir.path().join("signing.key");
-    std::fs::write(&signing, db.signer.to_key_text()).unwrap();
-    let (ok, out) = verdict_cli(
-        &[
-            "verify",
-            "--log",
-            "acme",
-            "--signing-key",
-            signing.to_str().unwrap(),
-        ],
-        &[("DATABASE_URL", &db.url)],
-    );
+    let (ok, out) = verify(&db, Some("acme"));
     assert!(ok, "{out}");
     let erased: i64 = sqlx::query_scalar("SELECT count(*) FROM log_entries WHERE body IS NULL")
         .fetch_one(&admin)
@@ -754,13 +703,7 @@ async fn retention_drops_due_bodies_on_schedule_and_keeps_decision_events() {
     }
     assert_eq!(named, 2);
     server.shutdown().await;
-    let dir = tempfile::tempdir().unwrap();
-    let signing = dir.path().join("signing.key");
-    std::fs::write(&signing, db.signer.to_key_text()).unwrap();
-    let (ok, out) = verdict_cli(
-        &["verify", "--signing-key", signing.to_str().unwrap()],
-        &[("DATABASE_URL", &db.url)],
-    );
+    let (ok, out) = verify(&db, None);
     assert!(ok, "{out}");
     assert!(out.contains("2 entries redacted"), "{out}");
 }
@@ -857,13 +800,7 @@ async fn retention_of_decision_events_keeps_their_records_through_skeletons() {
     assert_eq!(records[0].body.as_deref(), Some("[redacted]"));
     rebuild_agrees(&db, &admin).await;
     assert_eq!(records_in(&admin, &log, 0).await, records);
-    let dir = tempfile::tempdir().unwrap();
-    let signing = dir.path().join("signing.key");
-    std::fs::write(&signing, db.signer.to_key_text()).unwrap();
-    let (ok, out) = verdict_cli(
-        &["verify", "--signing-key", signing.to_str().unwrap()],
-        &[("DATABASE_URL", &db.url)],
-    );
+    let (ok, out) = verify(&db, None);
     assert!(ok, "{out}");
     assert!(out.contains("2 entries redacted"), "{out}");
 }
