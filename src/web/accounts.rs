@@ -15,7 +15,6 @@ use sqlx::{PgPool, Row};
 use super::WebState;
 use super::access::Viewer;
 use super::error::WebError;
-use super::views::{self, Index, RepositoryItem};
 
 /// Most hits of each kind a search shows.
 const HITS: i64 = 30;
@@ -196,14 +195,14 @@ pub async fn home(pool: &PgPool, q: Option<&str>, viewer: &Viewer) -> Result<Hom
     Ok(Home {
         search,
         recent_features: features(pool, viewer, None, None, RECENT_FEATURES).await?,
-        index: views::index(pool, viewer).await?,
+        index: index(pool, viewer).await?,
     })
 }
 
 /// An account's repositories and features; 404 when the viewer may see none of them.
 pub async fn account(pool: &PgPool, owner: &str, viewer: &Viewer) -> Result<AccountPage, WebError> {
     let owner = owner.to_lowercase();
-    let index = views::index(pool, viewer).await?;
+    let index = index(pool, viewer).await?;
     let account = index
         .accounts
         .into_iter()
@@ -295,4 +294,70 @@ pub async fn search_api(
         search(&s.pool, q, &viewer).await
     };
     super::api::json(result)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RepositoryItem {
+    pub repo: String,
+    pub private: bool,
+    pub last_activity: DateTime<Utc>,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountItem {
+    pub account: String,
+    /// Entries in the account's log.
+    pub log_size: i64,
+    pub repositories: Vec<RepositoryItem>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Index {
+    pub accounts: Vec<AccountItem>,
+}
+
+pub async fn index(pool: &PgPool, viewer: &Viewer) -> Result<Index, WebError> {
+    let rows = sqlx::query(
+        "SELECT l.name, coalesce((SELECT max(seq) + 1 FROM log_entries e WHERE e.log_id = l.id), 0)
+                AS size, r.repo, r.private, r.last_activity
+           FROM logs l LEFT JOIN repositories r ON r.log_id = l.id
+                                               AND ($1::text[] IS NULL OR r.repo = ANY($1))
+          ORDER BY l.name, r.repo",
+    )
+    .bind(viewer.visible())
+    .fetch_all(pool)
+    .await?;
+    let mut accounts: Vec<AccountItem> = Vec::new();
+    for r in rows {
+        let name: String = r.get("name");
+        if accounts.last().is_none_or(|a| a.account != name) {
+            accounts.push(AccountItem {
+                account: name,
+                log_size: r.get("size"),
+                repositories: Vec::new(),
+            });
+        }
+        if let Some(repo) = r.get::<Option<String>, _>("repo") {
+            accounts
+                .last_mut()
+                .unwrap()
+                .repositories
+                .push(RepositoryItem {
+                    url: format!("/{repo}"),
+                    repo,
+                    private: r.get("private"),
+                    last_activity: r.get("last_activity"),
+                });
+        }
+    }
+    // Nobody learns which accounts have only repositories they cannot see.
+    if !viewer.is_operator() {
+        accounts.retain(|a| !a.repositories.is_empty());
+    }
+    Ok(Index { accounts })
+}
+
+pub async fn index_api(State(s): State<WebState>, viewer: Viewer) -> Response {
+    super::api::json(async { index(&s.pool, &viewer).await }.await)
 }

@@ -4,6 +4,9 @@
 //! finding itself is never edited. Scripts holding the admin token may acknowledge too, and
 //! say who they act for.
 
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Form, Json};
 use bytes::Bytes;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -140,4 +143,40 @@ pub async fn acknowledge(
         seq,
         record_url: format!("/records/{account}/{seq}"),
     })
+}
+
+/// The acknowledge form on the findings page (the access middleware has checked its CSRF
+/// token and origin). Shows the acknowledgement's own record once it is durable.
+pub async fn form(
+    State(s): State<WebState>,
+    viewer: Viewer,
+    Path((account, seq)): Path<(String, String)>,
+    Form(request): Form<super::acks::AckRequest>,
+) -> Response {
+    match super::acks::acknowledge(&s, &viewer, &account, &seq, request).await {
+        Ok(receipt) => Redirect::to(&receipt.record_url).into_response(),
+        Err(err) => super::pages::error_page(&viewer, err),
+    }
+}
+
+/// `POST /api/findings/{account}/{seq}/acknowledgements` with `{"by": ..., "note": ...}`.
+pub async fn api(
+    State(s): State<WebState>,
+    viewer: Viewer,
+    Path((account, seq)): Path<(String, String)>,
+    body: Result<Json<super::acks::AckRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let result = async {
+        let Json(request) = body.map_err(|e| {
+            WebError::BadRequest(format!(
+                "send JSON like {{\"by\": \"your name\", \"note\": \"why\"}} ({e})"
+            ))
+        })?;
+        super::acks::acknowledge(&s, &viewer, &account, &seq, request).await
+    }
+    .await;
+    match result {
+        Ok(receipt) => (axum::http::StatusCode::CREATED, Json(receipt)).into_response(),
+        Err(err) => super::api::error(err),
+    }
 }

@@ -6,19 +6,23 @@ pub mod acks;
 pub mod api;
 pub mod coverage;
 pub mod error;
+pub mod feature;
 pub mod filters;
+pub mod findings;
 pub mod hardening;
 pub mod health;
+pub mod history;
 pub mod markdown;
 pub mod outbox;
 pub mod pages;
 pub mod proofs;
+pub mod pull;
 pub mod records;
 pub mod redactions;
 pub mod report;
+pub mod repository;
 pub mod rules;
 pub mod serving;
-pub mod views;
 
 use axum::Router;
 use axum::extract::State;
@@ -143,35 +147,32 @@ fn viewer_routes<R: Registrar<WebState>>(r: R) -> R {
         .post("/logout", access::sign_in::logout)
         .get("/operator", access::sign_in::operator_form)
         .post("/operator", access::sign_in::operator_sign_in)
-        .get("/findings", pages::findings)
+        .get("/findings", findings::page)
         .get("/rules", rules::page)
-        .get("/outbox", pages::outbox)
+        .get("/outbox", outbox::page)
         .get("/coverage", coverage::page)
         .get("/redactions", redactions::page)
-        .post("/findings/{account}/{seq}/acknowledge", pages::acknowledge)
+        .post("/findings/{account}/{seq}/acknowledge", acks::form)
         .get("/records/{account}/{seq}", records::page)
         .get("/records/{account}/{seq}/body", records::body)
         .post("/records/{account}/{seq}/redact", records::redact_form)
         .get("/records/{account}/{seq}/proof", proofs::record_proof_file)
         .get("/{owner}", accounts::account_page)
-        .get("/{owner}/features/{feature}", pages::account_feature)
-        .get("/{owner}/{repo}", pages::repository)
-        .get("/{owner}/{repo}/report", pages::report)
-        .get("/{owner}/{repo}/report.csv", pages::report_csv)
-        .get("/{owner}/{repo}/pull/{number}", pages::pull)
-        .get("/{owner}/{repo}/features/{feature}", pages::feature)
-        .get("/api/", api::index)
+        .get("/{owner}/features/{feature}", feature::account_page)
+        .get("/{owner}/{repo}", repository::page)
+        .get("/{owner}/{repo}/report", report::page)
+        .get("/{owner}/{repo}/report.csv", report::csv)
+        .get("/{owner}/{repo}/pull/{number}", pull::page)
+        .get("/{owner}/{repo}/features/{feature}", feature::page)
+        .get("/api/", accounts::index_api)
         .get("/api/openapi.json", api::openapi)
-        .get("/api/findings", api::findings)
+        .get("/api/findings", findings::api)
         .get("/api/rules", rules::api)
         .get("/api/search", accounts::search_api)
-        .get("/api/outbox", api::outbox)
+        .get("/api/outbox", outbox::api)
         .get("/api/coverage", coverage::api)
         .get("/api/redactions", redactions::api)
-        .post(
-            "/api/findings/{account}/{seq}/acknowledgements",
-            api::acknowledge,
-        )
+        .post("/api/findings/{account}/{seq}/acknowledgements", acks::api)
         .get("/metrics", metrics)
         .get("/api/logs", proofs::logs)
         .get("/api/logs/{account}/key", proofs::key)
@@ -185,11 +186,11 @@ fn viewer_routes<R: Registrar<WebState>>(r: R) -> R {
             records::redact_api,
         )
         .get("/api/{owner}", accounts::account_api)
-        .get("/api/{owner}/features/{feature}", api::account_feature)
-        .get("/api/{owner}/{repo}", api::repository)
-        .get("/api/{owner}/{repo}/report", api::report)
-        .get("/api/{owner}/{repo}/pull/{number}", api::pull)
-        .get("/api/{owner}/{repo}/features/{feature}", api::feature)
+        .get("/api/{owner}/features/{feature}", feature::account_api)
+        .get("/api/{owner}/{repo}", repository::api)
+        .get("/api/{owner}/{repo}/report", report::api)
+        .get("/api/{owner}/{repo}/pull/{number}", pull::api)
+        .get("/api/{owner}/{repo}/features/{feature}", feature::api)
 }
 
 /// The routes for machines: GitHub's deliveries and health checks.

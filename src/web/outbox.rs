@@ -1,10 +1,17 @@
 //! The outbox's read side: every message verdict sent or is sending (alerts, GitHub
 //! write-back) with each attempt, for the attempts page and its API.
 
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::Uri;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgPool, Row};
 
+use super::WebState;
 use super::access::Viewer;
 use super::error::WebError;
 
@@ -233,4 +240,40 @@ mod tests {
         );
         assert!(scrubbed.contains("connection refused"));
     }
+}
+
+#[derive(Template)]
+#[template(path = "outbox.html")]
+struct OutboxHtml {
+    viewer: Viewer,
+    api_url: String,
+    page: super::outbox::OutboxPage,
+}
+
+/// The attempts page: every alert and GitHub message, with each attempt to send it.
+pub async fn page(
+    State(s): State<WebState>,
+    viewer: Viewer,
+    uri: Uri,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let state = params.get("state").filter(|s| !s.is_empty()).cloned();
+    let result = async {
+        Ok(OutboxHtml {
+            viewer: viewer.clone(),
+            api_url: super::pages::api_url(&uri),
+            page: super::outbox::outbox(&s.pool, state, &viewer).await?,
+        })
+    }
+    .await;
+    super::pages::respond(&viewer, result)
+}
+
+pub async fn api(
+    State(s): State<WebState>,
+    viewer: Viewer,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let state = params.get("state").filter(|s| !s.is_empty()).cloned();
+    super::api::json(async { super::outbox::outbox(&s.pool, state, &viewer).await }.await)
 }

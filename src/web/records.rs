@@ -18,7 +18,7 @@ use sqlx::{PgPool, Row};
 use super::WebState;
 use super::access::Viewer;
 use super::error::WebError;
-use super::views::{DECISION_COLUMNS, DecisionView};
+use super::history::{DECISION_COLUMNS, DecisionView};
 use crate::log::entry::{GENESIS_PREV_HASH, body_hash};
 use crate::log::store;
 pub use written::Written;

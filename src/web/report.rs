@@ -5,12 +5,17 @@
 
 use std::collections::BTreeMap;
 
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{Uri, header};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 
 use super::access::Viewer;
 use super::error::WebError;
+use super::{WebState, repo_name};
 
 /// Most recent weeks shown.
 pub const WEEKS: i64 = 26;
@@ -60,7 +65,7 @@ pub struct ReportTotals {
 type WeekStat = (DateTime<Utc>, i64, Option<f64>);
 
 pub async fn report(pool: &PgPool, repo: &str, viewer: &Viewer) -> Result<ReportPage, WebError> {
-    let row = super::views::repository_row(pool, repo, viewer).await?;
+    let row = super::repository::repository_row(pool, repo, viewer).await?;
     // A finding belongs to the week of what it judges: the newest of its evidence records
     // (the merge, for the merge rules); the week it was recorded only when none is known.
     let findings: Vec<(DateTime<Utc>, i64)> = sqlx::query_as(
@@ -292,4 +297,62 @@ impl ReportPage {
         svg.push_str("</svg>");
         svg
     }
+}
+
+#[derive(Template)]
+#[template(path = "report.html")]
+struct ReportHtml {
+    viewer: Viewer,
+    api_url: String,
+    page: super::report::ReportPage,
+}
+
+/// The repository's weekly report.
+pub async fn page(
+    State(s): State<WebState>,
+    viewer: Viewer,
+    uri: Uri,
+    Path((owner, name)): Path<(String, String)>,
+) -> Response {
+    let result = async {
+        Ok(ReportHtml {
+            viewer: viewer.clone(),
+            api_url: super::pages::api_url(&uri),
+            page: super::report::report(&s.pool, &repo_name(&owner, &name), &viewer).await?,
+        })
+    }
+    .await;
+    super::pages::respond(&viewer, result)
+}
+
+/// The report's weekly table as a CSV download.
+pub async fn csv(
+    State(s): State<WebState>,
+    viewer: Viewer,
+    Path((owner, name)): Path<(String, String)>,
+) -> Response {
+    match super::report::report(&s.pool, &repo_name(&owner, &name), &viewer).await {
+        Ok(page) => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{owner}-{name}-report.csv\""),
+                ),
+            ],
+            page.csv(),
+        )
+            .into_response(),
+        Err(err) => super::pages::error_page(&viewer, err),
+    }
+}
+
+pub async fn api(
+    State(s): State<WebState>,
+    viewer: Viewer,
+    Path((owner, name)): Path<(String, String)>,
+) -> Response {
+    super::api::json(
+        async { super::report::report(&s.pool, &repo_name(&owner, &name), &viewer).await }.await,
+    )
 }

@@ -19,7 +19,7 @@ use crate::projections::coverage::ReconciliationBody;
 use crate::projections::findings::{AckBody, FindingBody, WithdrawalBody};
 use crate::web::access::Viewer;
 use crate::web::error::WebError;
-use crate::web::views::{AckItem, Withdrawal, acknowledgements};
+use crate::web::history::{AckItem, Withdrawal, acknowledgements};
 
 /// One of the entries verdict writes, explained. Exactly one member is set.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -282,7 +282,7 @@ async fn finding(
     .await?;
     let withdrawn = projected
         .as_ref()
-        .and_then(|r| crate::web::views::withdrawal(r, account));
+        .and_then(|r| crate::web::history::withdrawal(r, account));
     let acks = acknowledgements(pool, &[(account.to_string(), seq)])
         .await?
         .remove(&(account.to_string(), seq))
