@@ -256,6 +256,11 @@ struct ServeArgs {
     #[arg(long, env = "VERDICT_BODY_TIMEOUT", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=300))]
     body_timeout: u64,
+    /// Seconds an entry may wait for the checkpoint signer or the projector before /readyz
+    /// (and `verdict healthcheck`) report the server not ready.
+    #[arg(long, env = "VERDICT_STUCK_AFTER", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(5..=86_400))]
+    stuck_after: u64,
     #[command(flatten)]
     feedback: FeedbackArgs,
 }
@@ -761,6 +766,7 @@ async fn start_serving(
             header_timeout: std::time::Duration::from_secs(args.header_timeout),
             body_timeout: std::time::Duration::from_secs(args.body_timeout),
             max_connections: args.max_connections as usize,
+            stuck_after: std::time::Duration::from_secs(args.stuck_after),
             ..Default::default()
         },
         catch_up: (args.catch_up_interval > 0)
