@@ -192,3 +192,33 @@ fn postgres_over_tls_with_require_and_verify_full_and_a_wrong_ca_refused() {
     );
     cluster.stop().unwrap();
 }
+
+/// TLS over loopback protects nothing and, with sqlx 0.9, costs ~40 ms a round trip: a
+/// server on this machine is reached without it unless the URL asks (`sslmode=`).
+#[tokio::test]
+async fn a_server_on_this_machine_is_reached_without_tls_unless_the_url_asks() {
+    let db = common::TestDb::new().await;
+    let encrypted = async |url: &str| {
+        let pool = verdict::db::app_pool(url, 1).await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        // The pool's role may not read its own session's row; the session's user may.
+        sqlx::query("RESET ROLE").execute(&mut *conn).await.unwrap();
+        let ssl: Option<bool> =
+            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        let offered: String = sqlx::query_scalar("SHOW ssl")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        (ssl, offered == "on")
+    };
+    let (ssl, offered) = encrypted(&db.url).await;
+    assert_eq!(ssl, Some(false));
+    if offered {
+        let sep = if db.url.contains('?') { '&' } else { '?' };
+        let (ssl, _) = encrypted(&format!("{}{sep}sslmode=require", db.url)).await;
+        assert_eq!(ssl, Some(true), "sslmode=require is honoured");
+    }
+}
